@@ -1,0 +1,1 @@
+"""pfguard's lab: a fleet of emulated Macs built from Linux namespaces."""

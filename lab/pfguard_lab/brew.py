@@ -1,0 +1,701 @@
+"""`brew` for the admin user, with one formula, `fail2ban`, backed by this machine's real fail2ban 1.0.2.
+
+fail2ban-macos.md §3 and ansible-ecosystem.md §1 (community.general.homebrew, homebrew_services).
+What `community.general.homebrew` runs is implemented: `info --json=v2 [--installed]`, `install`,
+`uninstall --force`, `upgrade`, `update`, `link`, `unlink`, `list`, `outdated`, plus `--prefix`,
+`--cellar`, `--repository`, `--version`, `shellenv`, `doctor`, and `services list|info|stop|cleanup`.
+
+`install fail2ban` lays out what the formula's install step produces: a keg whose executables run
+/usr/bin/fail2ban-{client,server,regex} with the Homebrew config dir, `opt/` and `bin/` links, and
+`etc/fail2ban` copied from /etc/fail2ban with the formula's edits (only paths-common/paths-osx
+kept, `before = paths-osx.conf`, /etc and /var rewritten to the prefix in action.d, filter.d,
+fail2ban.conf and paths-common.conf). The machine's /etc/fail2ban is only read.
+
+Paths written into generated files are on-disk paths (`$PFGUARD_LAB_ROOT` + prefix) because the
+real fail2ban reads them and knows nothing of the lab root; inside a lab host the root is `/`, so
+they are exactly the macOS paths. What `brew` prints uses the macOS path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import plistlib
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from pfguard_lab import commands
+
+FORMULA = "fail2ban"
+VERSION = "1.0.2"
+HOMEBREW_VERSION = "4.4.11"  # the lab's pick; nothing depends on it
+DESCRIPTION = "Scan log files and ban IPs showing malicious signs"
+HOMEPAGE = "https://www.fail2ban.org/"
+SERVICE_LABEL = "homebrew.mxcl.fail2ban"
+EXECUTABLES = ("fail2ban-client", "fail2ban-server", "fail2ban-regex")
+
+SOURCE_CONFIG = Path("/etc/fail2ban")  # the "source tarball": this machine's real config, never written
+SOURCE_BIN = Path("/usr/bin")
+SOURCE_PYTHON = "/usr/bin/python3"  # has the fail2ban package in dist-packages
+DATA_DIR = Path(__file__).resolve().parent / "data" / "fail2ban"
+
+SKELETON_DIRS = ("bin", "etc", "include", "lib", "opt", "sbin", "share", "var", "var/homebrew", "var/homebrew/linked",
+                 "var/log", "Cellar", "Caskroom", "Library", "Library/Homebrew", "Library/Taps")  # fmt: skip
+
+ROOT_ERROR = """Error: Running Homebrew as root is extremely dangerous and no longer supported.
+As Homebrew does not drop privileges on installation you would be giving all
+build scripts full access to your system.
+"""
+# brew.sh check-run-command-as-root lets these through (services may need sudo; the rest only print).
+ROOT_ALLOWED = {"services", "--prefix", "--cellar", "--repository", "--repo", "--caskroom", "--cache", "shellenv"}
+
+CAVEATS = """You must enable any jails by editing:
+  {etc}/fail2ban/jail.conf
+
+Other configuration files are in {etc}/fail2ban. See more instructions at
+https://github.com/fail2ban/fail2ban/wiki/Proper-fail2ban-configuration.
+"""
+
+# Options of the real fail2ban-client/-server (fail2ban/client/fail2bancmdline.py) and -regex, so the
+# keg's executables add the Homebrew config dir only when the caller did not choose one.
+CELLAR_SCRIPT = """#!{python}
+# Homebrew fail2ban {version} keg executable (pfguard lab): runs this machine's real {real}
+# with the config dir the formula compiles in, like Homebrew's rewritten defaults.
+import getopt
+import os
+import sys
+
+REAL = {real!r}
+CONFIG_ARGS = {config_args!r}
+IS_REGEX = {is_regex!r}
+
+
+def config_chosen(args):
+    if IS_REGEX:  # optparse: -c DIR, -cDIR, --config DIR, --config=DIR
+        return any(a == "-c" or a == "--config" or a.startswith(("--config=", "-c")) for a in args)
+    try:  # fail2ban/client/fail2bancmdline.py
+        opts, _ = getopt.getopt(args, "hc:s:p:xfbdtviqV", [
+            "loglevel=", "logtarget=", "syslogsocket=", "test", "async", "conf=", "pidfile=", "pname=",
+            "socket=", "timeout=", "str2sec=", "help", "version", "dp", "dump-pretty"])
+    except getopt.GetoptError:
+        return True  # let the real tool print its usage
+    return any(name in ("-c", "--conf") for name, _ in opts)
+
+
+args = sys.argv[1:]
+if not config_chosen(args):
+    args = CONFIG_ARGS + args
+os.execv(REAL, [REAL] + args)
+"""
+
+
+class BrewError(Exception):
+    """Ends the command: message on stderr, exit 1 (Homebrew's odie)."""
+
+
+class Unsupported(Exception):
+    pass
+
+
+def lab_root() -> Path:
+    return Path(os.environ.get("PFGUARD_LAB_ROOT") or "/")
+
+
+def on_disk(path: str) -> Path:
+    return lab_root() / path.lstrip("/")
+
+
+def human_size(size: float) -> str:
+    """Homebrew's disk_usage_readable."""
+    for limit, unit in ((1 << 30, "GB"), (1 << 20, "MB"), (1 << 10, "KB")):
+        if abs(size) >= limit:
+            size, chosen = size / limit, unit
+            break
+    else:
+        chosen = "B"
+    return f"{int(size)}{chosen}" if int(size * 10) % 10 == 0 else f"{size:.1f}{chosen}"
+
+
+class Homebrew:
+    def __init__(self, prefix: str):
+        self.prefix = prefix.rstrip("/") or "/"
+        self.disk_prefix = on_disk(self.prefix)
+
+    # -- paths (macOS text) ---------------------------------------------------------------
+    @property
+    def cellar(self) -> str:
+        return f"{self.prefix}/Cellar"
+
+    @property
+    def keg(self) -> str:
+        return f"{self.cellar}/{FORMULA}/{VERSION}"
+
+    @property
+    def repository(self) -> str:
+        # Apple silicon: the repository is the prefix; Intel: /usr/local/Homebrew.
+        return self.prefix if self.prefix != "/usr/local" else "/usr/local/Homebrew"
+
+    def disk(self, relative: str) -> Path:
+        return self.disk_prefix / relative
+
+    @property
+    def disk_keg(self) -> Path:
+        return self.disk(f"Cellar/{FORMULA}/{VERSION}")
+
+    def installed(self) -> bool:
+        return (self.disk_keg / "INSTALL_RECEIPT.json").is_file()
+
+    def receipt(self) -> dict:
+        try:
+            return json.loads((self.disk_keg / "INSTALL_RECEIPT.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def link_paths(self) -> list[tuple[Path, str]]:
+        """(link, relative target) for everything `brew link` creates besides opt/."""
+        links = [(self.disk(f"bin/{name}"), f"../Cellar/{FORMULA}/{VERSION}/bin/{name}") for name in EXECUTABLES]
+        links.append((self.disk(f"var/homebrew/linked/{FORMULA}"), f"../../../Cellar/{FORMULA}/{VERSION}"))
+        return links
+
+    def linked(self) -> bool:
+        return self.disk(f"var/homebrew/linked/{FORMULA}").is_symlink()
+
+    def keg_usage(self) -> tuple[int, int]:
+        files = size = 0
+        for path in self.disk_keg.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                files += 1
+                size += path.stat().st_size
+        return files, size
+
+    # -- formula data ------------------------------------------------------------------------
+    def formula_json(self) -> dict:
+        installed = []
+        if self.installed():
+            receipt = self.receipt()
+            installed.append({
+                "version": VERSION, "used_options": [], "built_as_bottle": True, "poured_from_bottle": True,
+                "time": receipt.get("time"), "runtime_dependencies": [], "installed_as_dependency": False,
+                "installed_on_request": True,
+            })  # fmt: skip
+        return {
+            "name": FORMULA, "full_name": FORMULA, "tap": "homebrew/core", "oldnames": [], "aliases": [],
+            "versioned_formulae": [], "desc": DESCRIPTION, "license": "GPL-2.0-or-later", "homepage": HOMEPAGE,
+            "versions": {"stable": VERSION, "head": "HEAD", "bottle": True},
+            "urls": {"stable": {"url": f"https://github.com/fail2ban/fail2ban/archive/refs/tags/{VERSION}.tar.gz",
+                                "tag": None, "revision": None, "using": None, "checksum": None}},
+            "revision": 0, "version_scheme": 0, "bottle": {}, "keg_only": False, "keg_only_reason": None,
+            "options": [], "build_dependencies": ["sphinx-doc"], "dependencies": ["python@3.11"],
+            "test_dependencies": [], "recommended_dependencies": [], "optional_dependencies": [],
+            "uses_from_macos": [], "requirements": [], "conflicts_with": [], "caveats": self.caveats(),
+            "installed": installed, "linked_keg": VERSION if self.linked() else None, "pinned": False,
+            "outdated": False, "deprecated": False, "deprecation_date": None, "deprecation_reason": None,
+            "disabled": False, "disable_date": None, "disable_reason": None, "post_install_defined": True,
+            "service": {"run": [f"{self.prefix}/opt/{FORMULA}/bin/fail2ban-client", "-x", "start"],
+                        "run_type": "immediate", "require_root": True},
+            "ruby_source_path": "Formula/f/fail2ban.rb",
+        }  # fmt: skip
+
+    def caveats(self) -> str:
+        return CAVEATS.format(etc=f"{self.prefix}/etc")
+
+    def service_plist(self) -> dict:
+        # service.rb to_plist for `run [opt_bin/"fail2ban-client", "-x", "start"]` (fail2ban-macos.md §3).
+        return {
+            "Label": SERVICE_LABEL,
+            "LimitLoadToSessionType": ["Aqua", "Background", "LoginWindow", "StandardIO", "System"],
+            "ProgramArguments": [f"{self.prefix}/opt/{FORMULA}/bin/fail2ban-client", "-x", "start"],
+            "RunAtLoad": True,
+        }
+
+    # -- install / uninstall -------------------------------------------------------------------
+    def install(self) -> None:
+        keg = self.disk_keg
+        disk_etc, disk_var = str(self.disk("etc")), str(self.disk("var"))
+        (keg / "bin").mkdir(parents=True, exist_ok=True)
+        for name in EXECUTABLES:
+            script = keg / "bin" / name
+            is_regex = name == "fail2ban-regex"
+            config = f"{disk_etc}/fail2ban"
+            script.write_text(CELLAR_SCRIPT.format(
+                python=SOURCE_PYTHON, version=VERSION, real=str(SOURCE_BIN / name), is_regex=is_regex,
+                config_args=[f"--config={config}"] if is_regex else ["-c", config],
+            ))  # fmt: skip
+            script.chmod(0o755)
+        with open(keg / f"{SERVICE_LABEL}.plist", "wb") as handle:
+            plistlib.dump(self.service_plist(), handle)
+        self.install_config(disk_etc, disk_var)
+        for directory in ("var/run/fail2ban", "var/lib/fail2ban", "var/log"):  # post_install + fail2ban.conf paths
+            self.disk(directory).mkdir(parents=True, exist_ok=True)
+        (keg / "INSTALL_RECEIPT.json").write_text(json.dumps({
+            "homebrew_version": HOMEBREW_VERSION, "used_options": [], "unused_options": [],
+            "built_as_bottle": True, "poured_from_bottle": True, "loaded_from_api": True,
+            "installed_as_dependency": False, "installed_on_request": True, "time": int(time.time()),
+            "runtime_dependencies": [], "source": {"tap": "homebrew/core", "spec": "stable",
+                                                   "versions": {"stable": VERSION, "head": None}},
+        }, indent=2) + "\n")  # fmt: skip
+        opt = self.disk(f"opt/{FORMULA}")
+        opt.parent.mkdir(parents=True, exist_ok=True)
+        if opt.is_symlink() or opt.exists():
+            opt.unlink()
+        opt.symlink_to(f"../Cellar/{FORMULA}/{VERSION}")
+        self.link()
+
+    def install_config(self, disk_etc: str, disk_var: str) -> None:
+        """etc/fail2ban from the source config with the formula's edits; existing files are kept."""
+        target = Path(disk_etc) / "fail2ban"
+
+        def rewrite(text: str) -> str:
+            return re.sub(r"/(etc|var)", lambda m: disk_etc if m.group(1) == "etc" else disk_var, text)
+
+        for source in sorted(SOURCE_CONFIG.rglob("*")):
+            relative = source.relative_to(SOURCE_CONFIG)
+            top = relative.parts[0]
+            if top.startswith("paths-") and top != "paths-common.conf":
+                continue  # formula: only paths-common.conf and paths-osx.conf are kept
+            if top in ("jail.d", "fail2ban.d") and len(relative.parts) > 1:
+                continue  # Debian's additions (defaults-debian.conf); upstream ships these empty
+            destination = target / relative
+            if source.is_dir():
+                destination.mkdir(parents=True, exist_ok=True)
+                continue
+            text = source.read_text(encoding="utf-8", errors="surrogateescape")
+            if top in ("action.d", "filter.d", "fail2ban.conf", "paths-common.conf"):
+                text = rewrite(text)
+            elif top == "jail.conf":
+                text = text.replace("before = paths-debian.conf", "before = paths-osx.conf")
+            self._write_config(destination, text)
+        # paths-osx.conf (1.0.x, no banaction lines) is not rewritten: /var/log/secure.log stays absolute.
+        self._write_config(target / "paths-osx.conf", (DATA_DIR / "paths-osx.conf").read_text())
+        for directory in ("fail2ban.d", "jail.d"):
+            (target / directory).mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def _write_config(destination: Path, text: str) -> None:
+        # Homebrew keeps a user's edited etc files across reinstalls (UNVERIFIED detail: no .default copy).
+        if destination.exists():
+            return
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.write_text(text, encoding="utf-8", errors="surrogateescape")
+
+    def link(self) -> int:
+        """Create the links; returns how many Homebrew reports (var/homebrew/linked is bookkeeping)."""
+        for link, target in self.link_paths():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(target)
+        return len(EXECUTABLES)
+
+    def unlink(self) -> int:
+        removed = 0
+        for link, _target in self.link_paths():
+            if link.is_symlink():
+                link.unlink()
+                removed += link.parent.name == "bin"
+        return removed
+
+    def uninstall(self) -> None:
+        self.unlink()
+        opt = self.disk(f"opt/{FORMULA}")
+        if opt.is_symlink():
+            opt.unlink()
+        shutil.rmtree(self.disk(f"Cellar/{FORMULA}"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def split_args(args: list[str], allowed: set[str]) -> tuple[set[str], list[str]]:
+    flags, names = set(), []
+    for arg in args:
+        if arg.startswith("-"):
+            name = arg.split("=", 1)[0] if arg.startswith("--json") else arg
+            if name not in allowed:
+                raise BrewError(f"invalid option: {arg}")
+            flags.add(arg)
+        else:
+            names.append(arg.lower())
+    return flags, names
+
+
+def check_formulae(names: list[str]) -> None:
+    for name in names:
+        if name not in (FORMULA, f"homebrew/core/{FORMULA}"):
+            raise BrewError(f'No available formula with the name "{name}".')
+
+
+def out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def warn(text: str) -> None:
+    sys.stderr.write(f"Warning: {text}\n")
+
+
+def cmd_install(brew: Homebrew, args: list[str], reinstall: bool = False) -> int:
+    flags, names = split_args(args, {"--formula", "--formulae", "--force", "-f", "--quiet", "-q", "--verbose", "-v",
+                                     "--HEAD", "--cask", "--casks"})  # fmt: skip
+    if not names:
+        raise BrewError("Invalid usage: This command requires at least 1 formula or cask argument.")
+    if "--HEAD" in flags:
+        raise Unsupported("install --HEAD")
+    if flags & {"--cask", "--casks"}:
+        raise BrewError(f"Cask '{names[0]}' is unavailable: No Cask with this name exists.")
+    check_formulae(names)
+    if brew.installed() and not reinstall:
+        warn(f"{FORMULA} {VERSION} is already installed and up-to-date.\n"
+             f"To reinstall {VERSION}, run:\n  brew reinstall {FORMULA}")  # fmt: skip
+        return 0
+    if reinstall and brew.installed():
+        brew.uninstall()
+    out(f"==> Fetching {FORMULA}")
+    out(f"==> Pouring {FORMULA}--{VERSION}.all.bottle.tar.gz")
+    brew.install()
+    out("==> Caveats")
+    out(brew.caveats().rstrip("\n"))
+    files, size = brew.keg_usage()
+    out("==> Summary")
+    out(f"🍺  {brew.keg}: {files} files, {human_size(size)}")
+    return 0
+
+
+def cmd_uninstall(brew: Homebrew, args: list[str]) -> int:
+    _flags, names = split_args(args, {"--force", "-f", "--formula", "--formulae", "--ignore-dependencies",
+                                      "--zap", "--cask", "--casks"})  # fmt: skip
+    if not names:
+        raise BrewError("Invalid usage: This command requires at least 1 formula or cask argument.")
+    for name in names:
+        if name != FORMULA or not brew.installed():
+            raise BrewError(f"No such keg: {brew.cellar}/{name}")
+    files, size = brew.keg_usage()
+    brew.uninstall()
+    out(f"Uninstalling {brew.keg}... ({files} files, {human_size(size)})")
+    if on_disk(f"{brew.prefix}/etc/fail2ban").exists():
+        warn(f"The following may be {FORMULA} configuration files and have not been removed!\n"
+             f"If desired, remove them manually with `rm -rf`:\n  {brew.prefix}/etc/fail2ban")  # fmt: skip
+    return 0
+
+
+def cmd_info(brew: Homebrew, args: list[str]) -> int:
+    flags, names = split_args(args, {"--json", "--installed", "--formula", "--formulae", "--cask", "--casks",
+                                     "--quiet", "-q", "--verbose", "-v", "--github"})  # fmt: skip
+    json_flags = [flag for flag in flags if flag.startswith("--json")]
+    json_version = None
+    if json_flags:
+        json_version = json_flags[0].partition("=")[2] or "v1"
+        if json_version not in ("v1", "v2"):
+            raise BrewError(f"Invalid usage: invalid JSON version: {json_version}")
+    if "--github" in flags:
+        raise Unsupported("info --github")
+    if "--installed" in flags:
+        if json_version is None:
+            raise BrewError("Invalid usage: `--installed` requires `--json`.")
+        formulae = [brew.formula_json()] if brew.installed() else []
+    elif names:
+        check_formulae(names)
+        formulae = [brew.formula_json() for _ in names]
+    elif json_version is not None:
+        raise BrewError("Invalid usage: This command's option requires a formula argument")
+    else:
+        files, size = brew.keg_usage() if brew.installed() else (0, 0)
+        out(f"{int(brew.installed())} kegs, {files} files, {human_size(size)}")
+        return 0
+    if json_version == "v2":
+        out(json.dumps({"formulae": formulae, "casks": []}, indent=2))
+    elif json_version == "v1":
+        out(json.dumps(formulae, indent=2))
+    else:
+        out(f"==> {FORMULA}: stable {VERSION} (bottled), HEAD")
+        out(DESCRIPTION)
+        out(HOMEPAGE)
+        if brew.installed():
+            files, size = brew.keg_usage()
+            out("Installed")
+            out(f"{brew.keg} ({files} files, {human_size(size)}) *")
+            out("  Poured from bottle using the formulae.brew.sh API")
+        else:
+            out("Not installed")
+        out("From: https://github.com/Homebrew/homebrew-core/blob/HEAD/Formula/f/fail2ban.rb")
+        out("License: GPL-2.0-or-later")
+        out("==> Dependencies")
+        out("Build: sphinx-doc")
+        out("Required: python@3.11")
+        out("==> Caveats")
+        out(brew.caveats().rstrip("\n"))
+    return 0
+
+
+def cmd_list(brew: Homebrew, args: list[str]) -> int:
+    flags, names = split_args(args, {"--formula", "--formulae", "--cask", "--casks", "--versions", "-1", "-l",
+                                     "--full-name", "--multiple", "--pinned"})  # fmt: skip
+    if flags & {"--cask", "--casks", "--pinned"}:
+        return 0  # no casks, nothing pinned
+    if names:
+        for name in names:
+            if name != FORMULA or not brew.installed():
+                raise BrewError(f"No such keg: {brew.cellar}/{name}")
+        if "--versions" in flags:
+            out(f"{FORMULA} {VERSION}")
+        else:
+            for path in sorted(brew.disk_keg.rglob("*")):
+                if path.is_file() and path.name != "INSTALL_RECEIPT.json":
+                    out(f"{brew.keg}/{path.relative_to(brew.disk_keg)}")
+        return 0
+    if brew.installed():
+        out(f"{FORMULA} {VERSION}" if "--versions" in flags else FORMULA)
+    return 0
+
+
+def cmd_outdated(brew: Homebrew, args: list[str]) -> int:
+    flags, names = split_args(args, {"--json", "--formula", "--formulae", "--cask", "--casks", "--quiet", "-q",
+                                     "--verbose", "-v", "--greedy"})  # fmt: skip
+    check_formulae(names)
+    if any(flag.startswith("--json") for flag in flags):
+        out(json.dumps({"formulae": [], "casks": []}, indent=2))
+    return 0  # the lab's formula is always the current one
+
+
+def cmd_upgrade(brew: Homebrew, args: list[str]) -> int:
+    _flags, names = split_args(args, {"--formula", "--formulae", "--force", "-f", "--quiet", "-q", "--verbose",
+                                      "-v", "--greedy", "--fetch-HEAD"})  # fmt: skip
+    check_formulae(names)
+    for _name in names:
+        if not brew.installed():
+            raise BrewError(f"{FORMULA} not installed")
+        warn(f"{FORMULA} {VERSION} already installed")
+    return 0
+
+
+def cmd_link(brew: Homebrew, args: list[str], unlink: bool) -> int:
+    _flags, names = split_args(args, {"--overwrite", "--force", "-f", "--dry-run", "-n", "--verbose", "-v"})
+    if not names:
+        raise BrewError("Invalid usage: This command requires at least 1 installed formula argument.")
+    for name in names:
+        if name != FORMULA or not brew.installed():
+            raise BrewError(f"No such keg: {brew.cellar}/{name}")
+    if unlink:
+        out(f"Unlinking {brew.keg}... {brew.unlink()} symlinks removed.")
+    elif brew.linked():
+        warn(f"Already linked: {brew.keg}\nTo relink, run:\n  brew unlink {FORMULA} && brew link {FORMULA}")
+    else:
+        out(f"Linking {brew.keg}... {brew.link()} symlinks created.")
+    return 0
+
+
+def service_info(brew: Homebrew) -> dict:
+    # The kit runs fail2ban from its own LaunchDaemon, so Homebrew's label is never loaded here.
+    return {
+        "name": FORMULA, "service_name": SERVICE_LABEL, "running": False, "loaded": False, "schedulable": False,
+        "pid": None, "exit_code": None, "user": None, "status": "none",
+        "file": f"{brew.prefix}/opt/{FORMULA}/{SERVICE_LABEL}.plist",
+        "command": f"{brew.prefix}/opt/{FORMULA}/bin/fail2ban-client -x start",
+        "working_dir": None, "root_dir": None, "log_path": None, "error_log_path": None, "interval": None,
+        "cron": None,
+    }  # fmt: skip
+
+
+def cmd_services(brew: Homebrew, args: list[str]) -> int:
+    subcommand = args[0] if args and not args[0].startswith("-") else "list"
+    rest = args[1:] if args and not args[0].startswith("-") else args
+    flags, names = split_args(rest, {"--json", "--all", "--verbose", "-v", "--file", "--sudo-service-user",
+                                     "--max-wait", "--no-wait", "--keep"})  # fmt: skip
+    as_json = "--json" in flags
+    if subcommand in ("list", "ls"):
+        if not brew.installed():
+            warn("No services available to control with `brew services`")
+            return 0
+        info = service_info(brew)
+        if as_json:
+            out(json.dumps([{key: info[key] for key in ("name", "status", "user", "file", "exit_code")}], indent=2))
+        else:
+            width = max(len(FORMULA), len("Name"))
+            out(f"{'Name':<{width}} Status User File")
+            out(f"{FORMULA:<{width}} {info['status']}".rstrip())
+        return 0
+    if subcommand == "cleanup":
+        out(f"All {'root' if os.geteuid() == 0 else 'user-space'} services OK, nothing cleaned...")
+        return 0
+    if subcommand not in ("info", "i", "start", "stop", "restart", "run", "kill", "k"):
+        raise BrewError(f"Invalid usage: unknown subcommand: {subcommand}")
+    if "--all" in flags:
+        names = [FORMULA] if brew.installed() else []
+    elif not names:
+        raise BrewError("Invalid usage: Formula(e) missing, please provide a formula name or use `--all`.")
+    for name in names:
+        check_formulae([name])
+        if not brew.installed():
+            raise BrewError(f"Formula `{name}` is not installed.")
+    if subcommand in ("info", "i"):
+        if as_json:
+            out(json.dumps([service_info(brew) for _ in names], indent=2))
+        else:
+            for _ in names:
+                out(f"{FORMULA} (homebrew.mxcl.{FORMULA})\nRunning: ✘\nLoaded: ✘\nSchedulable: ✘")
+        return 0
+    if subcommand in ("stop", "kill", "k"):
+        for _ in names:
+            warn(f"Service `{FORMULA}` is not started.")
+        return 0
+    # start/restart/run: the formula's service has require_root; Homebrew warns and goes on as the
+    # user. The lab does not run Homebrew's service (the kit ships its own LaunchDaemon).
+    if os.geteuid() != 0:
+        warn(f"`{FORMULA}` must be run as root to start at system startup!")
+    raise Unsupported(f"services {subcommand}")
+
+
+def cmd_prefix(brew: Homebrew, args: list[str]) -> int:
+    flags, names = split_args(args, {"--installed", "--unbrewed"})
+    if "--unbrewed" in flags:
+        raise Unsupported("--prefix --unbrewed")
+    if not names:
+        out(brew.prefix)
+        return 0
+    check_formulae(names)
+    if "--installed" in flags and not brew.installed():
+        return 1
+    for _ in names:
+        out(f"{brew.prefix}/opt/{FORMULA}")
+    return 0
+
+
+def cmd_shellenv(brew: Homebrew) -> int:
+    prefix = brew.prefix
+    out(f'export HOMEBREW_PREFIX="{prefix}";')
+    out(f'export HOMEBREW_CELLAR="{prefix}/Cellar";')
+    out(f'export HOMEBREW_REPOSITORY="{brew.repository}";')
+    out(f'export PATH="{prefix}/bin:{prefix}/sbin${{PATH+:$PATH}}";')
+    out('[ -z "${MANPATH-}" ] || export MANPATH=":${MANPATH#:}";')
+    out(f'export INFOPATH="{prefix}/share/info:${{INFOPATH:-}}";')
+    return 0
+
+
+def run(brew: Homebrew, args: list[str]) -> int:
+    command, rest = args[0], args[1:]
+    if command in ("--prefix",):
+        return cmd_prefix(brew, rest)
+    if command == "--cellar":
+        if rest:
+            check_formulae([name.lower() for name in rest])
+        out(f"{brew.cellar}/{FORMULA}" if rest else brew.cellar)
+        return 0
+    if command in ("--repository", "--repo"):
+        out(brew.repository)
+        return 0
+    if command == "--caskroom":
+        out(f"{brew.prefix}/Caskroom")
+        return 0
+    if command == "--cache":
+        out(f"{os.path.expanduser('~')}/Library/Caches/Homebrew")
+        return 0
+    if command in ("--version", "-v"):
+        out(f"Homebrew {HOMEBREW_VERSION}")
+        return 0
+    if command == "shellenv":
+        return cmd_shellenv(brew)
+    if command in ("install", "reinstall"):
+        return cmd_install(brew, rest, reinstall=command == "reinstall")
+    if command in ("uninstall", "remove", "rm"):
+        return cmd_uninstall(brew, rest)
+    if command in ("info", "abv"):
+        return cmd_info(brew, rest)
+    if command in ("list", "ls"):
+        return cmd_list(brew, rest)
+    if command == "outdated":
+        return cmd_outdated(brew, rest)
+    if command == "upgrade":
+        return cmd_upgrade(brew, rest)
+    if command == "update":
+        out("Already up-to-date.")
+        return 0
+    if command in ("link", "ln", "unlink"):
+        return cmd_link(brew, rest, unlink=command == "unlink")
+    if command == "services":
+        return cmd_services(brew, rest)
+    if command == "doctor":
+        out("Your system is ready to brew.")
+        return 0
+    if command in ("tap", "untap", "search", "config", "cleanup", "autoremove", "deps", "uses", "leaves", "pin",
+                   "unpin", "fetch", "bundle", "analytics", "tap-info", "postinstall", "migrate", "home",
+                   "commands", "desc", "log", "missing", "options", "readall", "cat", "edit"):  # fmt: skip
+        raise Unsupported(command)
+    raise BrewError(f"Unknown command: {command}")
+
+
+def prefix_from_environment() -> str:
+    prefix = os.environ.get("PFGUARD_LAB_BREW_PREFIX")
+    if prefix:
+        return prefix
+    # <root><prefix>/bin/brew -> <prefix>
+    location = Path(sys.argv[0]).absolute().parent.parent
+    try:
+        relative = location.relative_to(lab_root())
+    except ValueError:
+        return str(location)
+    return "/" if str(relative) == "." else f"/{relative}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        out("Example usage:\n  brew search TEXT|/REGEX/\n  brew info [FORMULA|CASK...]\n"
+            "  brew install FORMULA|CASK...\n  brew update\n  brew upgrade [FORMULA|CASK...]\n"
+            "  brew uninstall FORMULA|CASK...\n  brew list [FORMULA|CASK...]")  # fmt: skip
+        return 1
+    if os.geteuid() == 0 and args[0] not in ROOT_ALLOWED:
+        sys.stderr.write(ROOT_ERROR)
+        return 1
+    try:
+        return run(Homebrew(prefix_from_environment()), args)
+    except BrewError as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        return 1
+    except Unsupported as exc:
+        sys.stderr.write(f"pfguard-lab: brew: {exc} is not supported by the lab\n")
+        return 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Provisioning (called by the host builder)
+
+
+def lookup_user(root: Path, user: str) -> tuple[int, int]:
+    """uid, gid of `user` from the host's /etc/passwd, else the machine's."""
+    for passwd in (root / "etc/passwd", Path("/etc/passwd")):
+        try:
+            lines = passwd.read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split(":")
+            if len(fields) >= 4 and fields[0] == user:
+                return int(fields[2]), int(fields[3])
+    raise KeyError(f"user {user!r} not found in {root / 'etc/passwd'} or /etc/passwd")
+
+
+def provision(root: Path, prefix: str, user: str, env: dict[str, str] | None = None) -> Path:
+    """Homebrew skeleton owned by `user` under <root><prefix>, with the `brew` wrapper (extra wrapper
+    environment in `env`). Returns the wrapper's path."""
+    uid, gid = lookup_user(Path(root), user)
+    base = Path(root) / prefix.lstrip("/")
+    base.mkdir(parents=True, exist_ok=True)
+    # /opt/homebrew itself belongs to the user; /usr/local stays root's (Homebrew owns its subdirs).
+    created = [] if prefix.rstrip("/") == "/usr/local" else [base]
+    for relative in SKELETON_DIRS:
+        directory = base / relative
+        directory.mkdir(parents=True, exist_ok=True)
+        created.append(directory)
+    wrapper_env = {**(env or {}), "PFGUARD_LAB_BREW_PREFIX": prefix}
+    brew_path = commands.write_wrapper(base / "bin" / "brew", "pfguard_lab.brew", wrapper_env)
+    for path in [*created, brew_path]:
+        os.chown(path, uid, gid)
+    return brew_path
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,452 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pfguard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Drive pfctl_table through AnsibleModule with pfctl's real outputs (shared/reference/pfctl-macos.md)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import stat
+
+import pytest
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.pfguard.macos.plugins.modules import pfctl_table
+
+ALTQ = "No ALTQ support in kernel\nALTQ related functions disabled\n"
+F_WARNING = (
+    "pfctl: Use of -f option, could result in flushing of rules\n"
+    "present in the main ruleset added by the system at startup.\n"
+    "See /etc/pf.conf for further details.\n\n"
+)
+MISSING = (255, "", ALTQ + "pfctl: Table does not exist.\n")
+# pfctl-macos.md §2.4, plain show.
+SHOW_SAMPLE = "   10.0.0.1\n   10.0.0.0/8\n  !192.168.1.5\n   2001:db8::/32\n"
+# pfctl-macos.md §8.1, captured macOS state lines, plus an inbound SSH state from a banned host.
+STATES_SAMPLE = (
+    "ALL tcp 172.16.7.27:59833 -> 10.82.16.60:389       ESTABLISHED:ESTABLISHED\n"
+    "ALL tcp 127.0.0.1:12300 <- 10.82.16.60:389 <- 172.16.7.27:59833       ESTABLISHED:ESTABLISHED\n"
+    "ALL udp 192.168.100.3:55009 -> 192.168.100.1:53       SINGLE:NO_TRAFFIC\n"
+    "ALL tcp 198.51.100.11:22 <- 203.0.113.7:50122       ESTABLISHED:ESTABLISHED\n"
+    "ALL tcp 198.51.100.11:22 <- 203.0.113.7:50124       ESTABLISHED:ESTABLISHED\n"
+)
+
+
+class ExitJson(Exception):
+    pass
+
+
+class FailJson(Exception):
+    pass
+
+
+class FakePfctl:
+    """Answers run_command like macOS pfctl does and records every call."""
+
+    def __init__(self, table=None, states="", add_rc=0, show_result=None):
+        self.table = table  # None: the table does not exist
+        self.states = states
+        self.add_rc = add_rc
+        self.show_result = show_result
+        self.calls = []
+
+    def __call__(self, args, data=None, environ_update=None, **kwargs):
+        self.calls.append(dict(args=list(args), data=data, env=environ_update))
+        argv = args[1:]
+        if "-T" in argv:
+            verb = argv[argv.index("-T") + 1]
+            if verb == "show":
+                if self.show_result:
+                    return self.show_result
+                if self.table is None:
+                    return MISSING
+                return 0, "".join("  %s\n" % (e if e.startswith("!") else " " + e) for e in self.table), ALTQ
+            entries = data.split("\n") if data else []
+            if verb == "add":
+                if self.add_rc:
+                    return self.add_rc, "", F_WARNING + ALTQ + "pfctl: Invalid argument.\n"
+                created = "1 table created.\n" if self.table is None else ""
+                self.table = list(self.table or [])
+                new = [e for e in entries if e not in self.table]
+                self.table.extend(new)
+                return 0, "", F_WARNING + ALTQ + created + "%d/%d addresses added.\n" % (len(new), len(entries))
+            if verb == "delete":
+                gone = [e for e in entries if e in (self.table or [])]
+                self.table = [e for e in (self.table or []) if e not in gone]
+                return 0, "", F_WARNING + ALTQ + "%d/%d addresses deleted.\n" % (len(gone), len(entries))
+        if argv == ["-s", "states"]:
+            return 0, self.states, ALTQ
+        if argv[0] == "-k":
+            count = sum(1 for line in self.states.splitlines() if ("<- %s:" % argv[1]) in line)
+            return 0, "", ALTQ + "killed %d states from 1 sources and 0 destinations\n" % count
+        raise AssertionError("unexpected pfctl call %r" % (args,))
+
+    def verbs(self):
+        out = []
+        for call in self.calls:
+            argv = call["args"][1:]
+            out.append(argv[argv.index("-T") + 1] if "-T" in argv else " ".join(argv))
+        return out
+
+
+@pytest.fixture
+def pfctl_bin(tmp_path):
+    path = tmp_path / "pfctl"
+    path.write_text("#!/bin/sh\nexit 99\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def no_ssh_env(monkeypatch):
+    monkeypatch.delenv("SSH_CONNECTION", raising=False)
+    monkeypatch.delenv("SSH_CLIENT", raising=False)
+
+
+def run(monkeypatch, fake, args, check_mode=False, diff=False):
+    def exit_json(self, **kwargs):
+        raise ExitJson(kwargs)
+
+    def fail_json(self, **kwargs):
+        kwargs["failed"] = True
+        raise FailJson(kwargs)
+
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, *a, **k: fake(*a, **k))
+    full = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+    with patch_module_args(full), pytest.raises((ExitJson, FailJson)) as caught:
+        pfctl_table.main()
+    return caught.value.args[0]
+
+
+def test_adds_to_a_missing_table_and_reports_counts(monkeypatch, pfctl_bin):
+    fake = FakePfctl(table=None)
+    result = run(monkeypatch, fake, dict(table="t", addresses=["203.0.113.7", "2001:db8::1"], pfctl_path=pfctl_bin))
+    assert result["changed"] is True
+    assert result["added"] == ["203.0.113.7", "2001:db8::1"]
+    assert result["removed"] == []
+    assert result["entries"] == 2
+    assert fake.verbs() == ["show", "add", "-s states"]
+    add = fake.calls[1]
+    assert add["args"] == [pfctl_bin, "-t", "t", "-T", "add", "-f", "-"]
+    assert add["data"] == "203.0.113.7\n2001:db8::1"
+    assert add["env"] == {"LANG": "C", "LC_ALL": "C", "LANGUAGE": "C"}
+
+
+def test_second_identical_run_changes_nothing(monkeypatch, pfctl_bin):
+    fake = FakePfctl(table=["203.0.113.7"])
+    result = run(monkeypatch, fake, dict(table="t", addresses=["203.0.113.7"], pfctl_path=pfctl_bin))
+    assert result["changed"] is False
+    assert result["added"] == [] and result["removed"] == []
+    assert result["entries"] == 1
+    assert fake.verbs() == ["show"]
+
+
+def test_anchor_is_passed_to_every_table_command(monkeypatch, pfctl_bin):
+    fake = FakePfctl(table=[])
+    run(monkeypatch, fake, dict(table="f2b-sshd", anchor="f2b/sshd", addresses=["192.0.2.1"], pfctl_path=pfctl_bin))
+    assert fake.calls[0]["args"][:5] == [pfctl_bin, "-a", "f2b/sshd", "-t", "f2b-sshd"]
+    assert fake.calls[1]["args"][:5] == [pfctl_bin, "-a", "f2b/sshd", "-t", "f2b-sshd"]
+
+
+@pytest.mark.parametrize(
+    "given, stored",
+    [
+        ("10.1.2.3/8", "10.0.0.0/8"),
+        ("192.0.2.9/32", "192.0.2.9"),
+        ("2001:DB8:0:0:0:0:0:1/128", "2001:db8::1"),
+        ("2001:db8:0:0:1::/64", "2001:db8::/64"),
+        ("2001:db8::77/32", "2001:db8::/32"),
+        ("::ffff:192.0.2.1", "::ffff:192.0.2.1"),
+        (" 198.51.100.0/24 ", "198.51.100.0/24"),
+    ],
+)
+def test_addresses_are_normalised_like_pfctl(monkeypatch, pfctl_bin, given, stored):
+    fake = FakePfctl(table=[stored])
+    result = run(monkeypatch, fake, dict(table="t", addresses=[given], pfctl_path=pfctl_bin, kill_states=False))
+    assert result["changed"] is False, result
+
+
+def test_duplicates_collapse(monkeypatch, pfctl_bin):
+    fake = FakePfctl(table=None)
+    result = run(
+        monkeypatch, fake, dict(table="t", addresses=["10.1.2.3/8", "10.0.0.0/8", "10.9.9.9/8"], pfctl_path=pfctl_bin)
+    )
+    assert result["added"] == ["10.0.0.0/8"]
+    assert fake.calls[1]["data"] == "10.0.0.0/8"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "example.com",
+        "en0",
+        "lo0",
+        "!192.0.2.1",
+        "1.2.3.4/33",
+        "2001:db8::/129",
+        "1.2.3.4/x",
+        "",
+        "300.1.1.1",
+        "fe80::1%en0",
+    ],
+)
+def test_bad_input_fails_naming_the_value_and_runs_nothing(monkeypatch, pfctl_bin, bad):
+    fake = FakePfctl(table=[])
+    result = run(monkeypatch, fake, dict(table="t", addresses=["192.0.2.1", bad], pfctl_path=pfctl_bin))
+    assert result["failed"] is True
+    assert "'%s'" % bad in result["msg"]
+    assert result["invalid"] == [bad]
+    assert fake.calls == []
+
+
+def test_every_bad_value_is_named(monkeypatch, pfctl_bin):
+    fake = FakePfctl(table=[])
+    result = run(
+        monkeypatch, fake, dict(table="t", addresses=["host.example", "10.0.0.1", "!1.2.3.4"], pfctl_path=pfctl_bin)
+    )
+    assert result["invalid"] == ["host.example", "!1.2.3.4"]
+    assert "host.example" in result["msg"] and "!1.2.3.4" in result["msg"]
+
+
+@pytest.mark.parametrize(
+    "address, protect",
+    [
+        ("198.51.100.7", ["198.51.100.0/24"]),
+        ("198.51.100.0/23", ["198.51.100.0/24"]),
+        ("0.0.0.0/0", ["198.51.100.0/24"]),
+        ("::/0", ["2001:db8::/32"]),
+        ("2001:db8:1::/48", ["2001:db8::/32"]),
+    ],
+)
+def test_protected_addresses_never_enter_the_table(monkeypatch, pfctl_bin, address, protect):
+    fake = FakePfctl(table=[])
+    result = run(monkeypatch, fake, dict(table="t", addresses=[address], protect=protect, pfctl_path=pfctl_bin))
+    assert result["failed"] is True
+    assert address in result["msg"] and protect[0] in result["msg"]
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize("variable", ["SSH_CONNECTION", "SSH_CLIENT"])
+@pytest.mark.parametrize("address", ["192.0.2.10", "192.0.2.0/24", "0.0.0.0/0"])
+def test_controller_address_is_protected(monkeypatch, pfctl_bin, variable, address):
+    value = "192.0.2.10 50222 198.51.100.11 22" if variable == "SSH_CONNECTION" else "192.0.2.10 50222 22"
+    monkeypatch.setenv(variable, value)
+    fake = FakePfctl(table=[])
+    result = run(monkeypatch, fake, dict(table="t", addresses=[address], pfctl_path=pfctl_bin))
+    assert result["failed"] is True
+    assert "controller" in result["msg"] and "192.0.2.10" in result["msg"]
+    assert fake.calls == []
+
+
+def test_ipv4_mapped_controller_address_is_unwrapped(monkeypatch, pfctl_bin):
+    monkeypatch.setenv("SSH_CONNECTION", "::ffff:192.0.2.10 50222 ::ffff:198.51.100.11 22")
+    fake = FakePfctl(table=[])
+    result = run(monkeypatch, fake, dict(table="t", addresses=["192.0.2.0/28"], pfctl_path=pfctl_bin))
+    assert result["failed"] is True
+
+
+def test_controller_guard_does_not_block_other_addresses_or_removal(monkeypatch, pfctl_bin):
+    monkeypatch.setenv("SSH_CONNECTION", "192.0.2.10 50222 198.51.100.11 22")
+    fake = FakePfctl(table=["192.0.2.10"])
+    result = run(monkeypatch, fake, dict(table="t", addresses=["192.0.2.10"], state="absent", pfctl_path=pfctl_bin))
+    assert result["removed"] == ["192.0.2.10"]
+    fake = FakePfctl(table=[])
+    result = run(monkeypatch, fake, dict(table="t", addresses=["192.0.2.11"], pfctl_path=pfctl_bin))
+    assert result["added"] == ["192.0.2.11"]
+
+
+def test_check_mode_reports_without_writing(monkeypatch, pfctl_bin, tmp_path):
+    persist = tmp_path / "blocklist.txt"
+    fake = FakePfctl(table=["192.0.2.1"], states=STATES_SAMPLE)
+    result = run(
+        monkeypatch,
+        fake,
+        dict(
+            table="t",
+            addresses=["203.0.113.7", "192.0.2.1"],
+            state="exact",
+            pfctl_path=pfctl_bin,
+            persist_file=str(persist),
+        ),
+        check_mode=True,
+    )
+    assert result["changed"] is True
+    assert result["added"] == ["203.0.113.7"]
+    assert result["states_killed"] == 2
+    assert fake.verbs() == ["show", "-s states"]
+    assert not persist.exists()
+
+
+def test_diff_mode_shows_entries_before_and_after(monkeypatch, pfctl_bin):
+    fake = FakePfctl(table=["2001:db8::/32", "10.0.0.1"])
+    result = run(
+        monkeypatch, fake, dict(table="t", anchor="pfguard", addresses=["10.0.0.2"], pfctl_path=pfctl_bin), diff=True
+    )
+    assert result["diff"]["before"] == "10.0.0.1\n2001:db8::/32\n"
+    assert result["diff"]["after"] == "10.0.0.1\n10.0.0.2\n2001:db8::/32\n"
+    assert result["diff"]["before_header"] == "<t> in anchor pfguard"
+
+
+def test_exact_removes_every_other_entry_including_negated(monkeypatch, pfctl_bin):
+    fake = FakePfctl(show_result=(0, SHOW_SAMPLE, ALTQ))
+    result = run(
+        monkeypatch,
+        fake,
+        dict(
+            table="t", addresses=["10.0.0.0/8", "203.0.113.9"], state="exact", pfctl_path=pfctl_bin, kill_states=False
+        ),
+    )
+    assert sorted(result["removed"]) == sorted(["10.0.0.1", "!192.168.1.5", "2001:db8::/32"])
+    assert result["added"] == ["203.0.113.9"]
+    assert result["entries"] == 2
+    delete = [c for c in fake.calls if "delete" in c["args"]]
+    assert len(delete) == 1 and sorted(delete[0]["data"].split("\n")) == sorted(result["removed"])
+
+
+def test_present_replaces_a_negated_entry(monkeypatch, pfctl_bin):
+    fake = FakePfctl(show_result=(0, SHOW_SAMPLE, ALTQ))
+    result = run(monkeypatch, fake, dict(table="t", addresses=["192.168.1.5"], pfctl_path=pfctl_bin, kill_states=False))
+    assert result["removed"] == ["!192.168.1.5"]
+    assert result["added"] == ["192.168.1.5"]
+    assert fake.verbs() == ["show", "delete", "add"]
+
+
+def test_absent_removes_only_listed_present_entries(monkeypatch, pfctl_bin):
+    fake = FakePfctl(table=["10.0.0.1", "10.0.0.2"])
+    result = run(
+        monkeypatch, fake, dict(table="t", addresses=["10.0.0.2", "10.0.0.3"], state="absent", pfctl_path=pfctl_bin)
+    )
+    assert result["removed"] == ["10.0.0.2"]
+    assert result["entries"] == 1
+    assert fake.table == ["10.0.0.1"]
+
+
+def test_absent_on_missing_table_is_a_no_op(monkeypatch, pfctl_bin):
+    fake = FakePfctl(table=None)
+    result = run(monkeypatch, fake, dict(table="t", addresses=["10.0.0.2"], state="absent", pfctl_path=pfctl_bin))
+    assert result["changed"] is False and result["entries"] == 0
+    assert fake.verbs() == ["show"]
+
+
+def test_kills_states_only_of_new_addresses_that_have_them(monkeypatch, pfctl_bin):
+    fake = FakePfctl(table=["172.16.7.27"], states=STATES_SAMPLE)
+    result = run(
+        monkeypatch,
+        fake,
+        dict(table="t", addresses=["203.0.113.7", "203.0.113.8", "172.16.7.27"], pfctl_path=pfctl_bin),
+    )
+    assert result["states_killed"] == 2
+    kills = [c["args"][1:] for c in fake.calls if c["args"][1] == "-k"]
+    assert kills == [["-k", "203.0.113.7"]]
+    assert fake.verbs().count("-s states") == 1
+
+
+def test_outbound_state_source_is_the_local_host(monkeypatch, pfctl_bin):
+    # "172.16.7.27:59833 -> 10.82.16.60:389": initiated by 172.16.7.27, so banning 10.82.16.60 kills nothing.
+    fake = FakePfctl(table=[], states=STATES_SAMPLE.splitlines()[0] + "\n")
+    result = run(monkeypatch, fake, dict(table="t", addresses=["10.82.16.60"], pfctl_path=pfctl_bin))
+    assert result["states_killed"] == 0
+    assert "-k" not in [c["args"][1] for c in fake.calls]
+
+
+def test_kill_states_false_skips_the_state_listing(monkeypatch, pfctl_bin):
+    fake = FakePfctl(table=[], states=STATES_SAMPLE)
+    run(monkeypatch, fake, dict(table="t", addresses=["203.0.113.7"], kill_states=False, pfctl_path=pfctl_bin))
+    assert fake.verbs() == ["show", "add"]
+
+
+def test_ten_thousand_addresses_take_one_show_and_one_add(monkeypatch, pfctl_bin):
+    addresses = ["10.%d.%d.%d" % (i >> 16 & 255, i >> 8 & 255, i & 255) for i in range(10000)]
+    fake = FakePfctl(table=None)
+    result = run(monkeypatch, fake, dict(table="t", addresses=addresses, pfctl_path=pfctl_bin))
+    assert result["entries"] == 10000 and len(result["added"]) == 10000
+    assert fake.verbs() == ["show", "add", "-s states"]
+    assert fake.calls[1]["data"].count("\n") == 9999
+    fake_again = FakePfctl(table=list(fake.table))
+    again = run(monkeypatch, fake_again, dict(table="t", addresses=addresses, pfctl_path=pfctl_bin))
+    assert again["changed"] is False and fake_again.verbs() == ["show"]
+
+
+def test_pfctl_failure_reports_cmd_rc_stderr(monkeypatch, pfctl_bin):
+    fake = FakePfctl(table=[], add_rc=255)
+    result = run(monkeypatch, fake, dict(table="t", addresses=["192.0.2.1"], pfctl_path=pfctl_bin))
+    assert result["failed"] is True
+    assert result["rc"] == 255
+    assert result["cmd"][-4:] == ["-T", "add", "-f", "-"]
+    assert "Invalid argument" in result["msg"]
+    assert "ALTQ" not in result["msg"]
+    assert "Invalid argument" in result["stderr"]
+
+
+def test_show_error_other_than_missing_table_fails(monkeypatch, pfctl_bin):
+    fake = FakePfctl(show_result=(1, "", "pfctl: /dev/pf: Permission denied\n"))
+    result = run(monkeypatch, fake, dict(table="t", addresses=["192.0.2.1"], pfctl_path=pfctl_bin))
+    assert result["failed"] is True and result["rc"] == 1
+    assert fake.verbs() == ["show"]
+
+
+def test_persist_file_follows_the_table(monkeypatch, pfctl_bin, tmp_path):
+    persist = tmp_path / "blocklist.txt"
+    fake = FakePfctl(table=["2001:db8::/32", "10.0.0.9"])
+    result = run(
+        monkeypatch, fake, dict(table="t", addresses=["10.0.0.1"], pfctl_path=pfctl_bin, persist_file=str(persist))
+    )
+    assert result["changed"] is True
+    assert persist.read_text() == "10.0.0.1\n10.0.0.9\n2001:db8::/32\n"
+    assert stat.S_IMODE(os.stat(str(persist)).st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".pfctl_table")] == []
+    again = run(
+        monkeypatch,
+        FakePfctl(table=list(fake.table)),
+        dict(table="t", addresses=["10.0.0.1"], pfctl_path=pfctl_bin, persist_file=str(persist)),
+    )
+    assert again["changed"] is False
+
+
+def test_persist_file_alone_can_be_the_change(monkeypatch, pfctl_bin, tmp_path):
+    persist = tmp_path / "blocklist.txt"
+    persist.write_text("stale\n")
+    result = run(
+        monkeypatch,
+        FakePfctl(table=["10.0.0.1"]),
+        dict(table="t", addresses=["10.0.0.1"], pfctl_path=pfctl_bin, persist_file=str(persist)),
+    )
+    assert result["changed"] is True and result["added"] == []
+    assert persist.read_text() == "10.0.0.1\n"
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (dict(table="x" * 32), "31"),
+        (dict(table="bad name"), "bad name"),
+        (dict(table="t", anchor="a/" + "b" * 64), "longer than 63"),
+        (dict(table="t", anchor="_pf"), "'_'"),
+        (dict(table="t", anchor="f2b/*"), "wildcard"),
+        (dict(table="t", anchor="f2b//sshd"), "empty path component"),
+        (dict(table="t", protect=["trusted.example"]), "trusted.example"),
+    ],
+)
+def test_bad_table_anchor_or_protect_fail_before_pfctl(monkeypatch, pfctl_bin, args, words):
+    fake = FakePfctl(table=[])
+    result = run(monkeypatch, fake, dict(args, addresses=["192.0.2.1"], pfctl_path=pfctl_bin))
+    assert result["failed"] is True
+    assert words in result["msg"]
+    assert fake.calls == []
+
+
+def test_missing_pfctl_is_reported(monkeypatch, tmp_path):
+    fake = FakePfctl(table=[])
+    result = run(monkeypatch, fake, dict(table="t", addresses=["192.0.2.1"], pfctl_path=str(tmp_path / "nope")))
+    assert result["failed"] is True and "nope" in result["msg"]
+
+
+def test_result_is_json_serialisable(monkeypatch, pfctl_bin):
+    result = run(monkeypatch, FakePfctl(table=None), dict(table="t", addresses=["192.0.2.1"], pfctl_path=pfctl_bin))
+    json.dumps(result)
