@@ -10,7 +10,6 @@ Prints a Markdown table; copy it into docs/benchmarks.md with the machine it ran
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -20,10 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pfguard_lab import adhoc
 from pfguard_lab.commands import write_wrapper
-
-REPO = Path(__file__).resolve().parents[1]
-ANSIBLE = str(Path(sys.executable).with_name("ansible"))
 
 
 def addresses(count: int, seed: int) -> list[str]:
@@ -57,39 +54,23 @@ class Lab:
         return len(self.counter.read_text().splitlines())
 
 
-def run_module(lab: Lab, addrs: list[str], state: str) -> tuple[float, int, dict]:
+def converge(lab: Lab, addrs: list[str], state: str) -> tuple[float, int, dict]:
     # A list this long cannot go on the command line, and ansible-core 2.19 spends seconds tagging a
     # 100 000-item extra-vars file; a feed file read with the file lookup is what a user would do.
     feed = lab.root / "feed.txt"
     feed.write_text("\n".join(addrs) + "\n")
-    args = json.dumps(
-        {
-            "table": "bench",
-            "addresses": "{{ lookup('file', '%s').split() }}" % feed,
-            "state": state,
-            "pfctl_path": str(lab.pfctl),
-        }
-    )
+    args = {
+        "table": "bench",
+        "addresses": "{{ lookup('file', '%s').split() }}" % feed,
+        "state": state,
+        "pfctl_path": str(lab.pfctl),
+    }
     lab.reset_counter()
     start = time.perf_counter()
-    proc = subprocess.run(
-        [ANSIBLE, "localhost", "-o", "-m", "pfguard.macos.pfctl_table", "-a", args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={
-            **os.environ,
-            "ANSIBLE_LOCALHOST_WARNING": "false",
-            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-            "ANSIBLE_DEPRECATION_WARNINGS": "false",
-        },
-    )
+    rc, result = adhoc.run_module("pfguard.macos.pfctl_table", args)
     elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"module failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("localhost |"))
-    result = json.loads(line.split("=>", 1)[1])
+    if rc != 0:
+        raise SystemExit(f"module failed: {result}")
     return elapsed, lab.calls(), result
 
 
@@ -116,15 +97,15 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="pfguard-bench-") as tmp:
             lab = Lab(Path(tmp))
             addrs = addresses(size, seed=size)
-            elapsed, calls, result = run_module(lab, addrs, "present")
+            elapsed, calls, result = converge(lab, addrs, "present")
             assert result["entries"] == size and result["changed"], result
             module_first[size] = elapsed
             rows.append((size, "module: first run (empty table)", calls, elapsed))
-            elapsed, calls, result = run_module(lab, addrs, "present")
+            elapsed, calls, result = converge(lab, addrs, "present")
             assert result["changed"] is False, result
             rows.append((size, "module: idempotent re-run", calls, elapsed))
             swapped = addrs[size // 10 :] + addresses(size // 10, seed=size + 1)
-            elapsed, calls, result = run_module(lab, swapped, "exact")
+            elapsed, calls, result = converge(lab, swapped, "exact")
             assert len(result["added"]) == size // 10 and len(result["removed"]) == size // 10, result
             rows.append((size, "module: 10% swapped, state=exact", calls, elapsed))
     for size in loop_sizes:

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from pfguard_lab.adhoc import run_module
 from pfguard_lab.commands import write_wrapper
-
-REPO = Path(__file__).resolve().parents[2]
-ANSIBLE = str(Path(sys.executable).with_name("ansible"))
 
 
 @pytest.fixture
@@ -30,24 +24,7 @@ def pfctl(tmp_path):
 
 
 def module(args: dict, *extra: str, env: dict | None = None) -> tuple[int, dict]:
-    """Run the module ad hoc on localhost from the checkout; return (rc, result)."""
-    proc = subprocess.run(
-        [ANSIBLE, "localhost", "-o", "-m", "pfguard.macos.pfctl_table", "-a", json.dumps(args), *extra],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={
-            **os.environ,
-            "ANSIBLE_LOCALHOST_WARNING": "false",
-            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-            "ANSIBLE_NOCOLOR": "1",
-            **(env or {}),
-        },
-    )
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("localhost |")), None)
-    assert line is not None, proc.stdout + proc.stderr
-    return proc.returncode, json.loads(line.split("=>", 1)[1])
+    return run_module("pfguard.macos.pfctl_table", args, *extra, env=env)
 
 
 def show(pfctl, table="t", anchor=None):
