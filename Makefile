@@ -8,7 +8,7 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := nftables openssh-server openssh-client fail2ban conntrack iproute2 rsync util-linux procps
+APT_PACKAGES := nftables openssh-server openssh-client fail2ban conntrack iproute2 rsync util-linux procps sudo
 # ansible-test insists on running from .../ansible_collections/<namespace>/<name>/.
 COLLECTION_ROOT ?= $(or $(TMPDIR),/tmp)/pfguard-ansible-test
 COLLECTION_COPY := $(COLLECTION_ROOT)/ansible_collections/pfguard/macos
@@ -60,9 +60,12 @@ lint: venv
 lab-tests: venv
 	$(BIN)/pytest -q -p no:cacheprovider tests/lab
 
-# Molecule's lab-smoke scenario: create/destroy bring a lab fleet up and down around it.
+# Molecule on the lab fleet (create/destroy bring a lab up and down around each scenario):
+# lab-smoke reaches every emulated Mac; default converges playbooks/site.yml, checks idempotence
+# and verifies every link of the chain.
 molecule: venv
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule test -s lab-smoke
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule test -s default
 
 test: venv lint units sanity lab-tests molecule
 

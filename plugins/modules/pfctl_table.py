@@ -80,10 +80,17 @@ options:
     description:
       - Networks that must never enter the table. Any requested address that overlaps one of them
         (inside it, or a network containing it) makes the task fail before any change.
-      - The address the controller is connected from is always protected as well.
+      - The address the controller is connected from is protected as well, unless O(protect_controller=false).
     type: list
     elements: str
     default: []
+  protect_controller:
+    description:
+      - Also refuse any address that covers the address the controller is connected from.
+      - Set it to V(false) only for tables that let traffic in rather than block it (for example
+        a trusted table that a C(pass quick) rule references), which must hold the controller's network.
+    type: bool
+    default: true
   persist_file:
     description:
       - Keep this file equal to the table's full contents, one entry per line in pfctl's order,
@@ -129,6 +136,7 @@ EXAMPLES = r"""
     addresses: "{{ pfguard_trusted_networks }}"
     state: exact
     kill_states: false
+    protect_controller: false  # a pass table: it must hold the admin's own network
 """
 
 RETURN = r"""
@@ -191,10 +199,10 @@ def controller_address():
     return None
 
 
-def lockout_conflicts(wanted, protect):
+def lockout_conflicts(wanted, protect, protect_controller):
     """Messages naming every wanted entry that overlaps a protected network or the controller."""
     guards = list(protect.items())
-    controller = controller_address()
+    controller = controller_address() if protect_controller else None
     if controller is not None:
         guards.append(("the controller's address %s" % controller, network_key(ipaddress.ip_network(controller))))
     conflicts = []
@@ -252,6 +260,7 @@ def run_module():
             state=dict(type="str", default="present", choices=["present", "absent", "exact"]),
             kill_states=dict(type="bool", default=True),
             protect=dict(type="list", elements="str", default=[]),
+            protect_controller=dict(type="bool", default=True),
             persist_file=dict(type="path"),
             pfctl_path=dict(type="path", default="/sbin/pfctl"),
         ),
@@ -278,7 +287,7 @@ def run_module():
     if bad:
         module.fail_json(msg="Not valid protect networks: %s" % "; ".join("'%s' (%s)" % item for item in bad))
     if state != "absent":
-        conflicts = lockout_conflicts(wanted, protect)
+        conflicts = lockout_conflicts(wanted, protect, params["protect_controller"])
         if conflicts:
             module.fail_json(msg="Refusing to change table %s: %s" % (table, "; ".join(conflicts)), conflicts=conflicts)
 

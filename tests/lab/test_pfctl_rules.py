@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from pf_fixtures import ALTQ, DATA, F_WARNING
 
@@ -302,3 +304,18 @@ def test_flush_all_removes_an_emptied_anchor_before_its_tables_step(pf_ctl):
     pf_ctl.load("block all\n", "-q", "-a", "x")
     assert tuple(pf_ctl("-a", "x", "-F", "all")) == (
         0, "", ALTQ + "rules cleared\nnat cleared\ndummynet cleared\npfctl: Anchor or Ruleset does not exist.\n")
+
+
+def test_a_pipe_from_pfctl_into_pfctl_does_not_deadlock(pf_ctl):
+    # fail2ban's pf actionstop: `pfctl -a f2b/J -sr | grep -v f2b-J | pfctl -a f2b/J -f-`. Real pfctl has
+    # no lock; the emulator must not hold its kernel lock while the writer still needs it.
+    pf_ctl.load("table <f2b-j> persist counters\nblock quick proto tcp from <f2b-j> to any\n", "-q", "-a", "f2b/j")
+    for _ in range(8):
+        reader = subprocess.Popen([str(pf_ctl.path), "-a", "f2b/j", "-sr"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL)
+        writer = subprocess.run([str(pf_ctl.path), "-q", "-a", "f2b/j", "-f-"], stdin=reader.stdout,
+                                capture_output=True, text=True, timeout=20, check=False)
+        reader.stdout.close()
+        assert reader.wait(timeout=20) == 0
+        assert writer.returncode == 0, writer.stderr
+    assert pf_ctl("-a", "f2b/j", "-sr").out == "block drop quick proto tcp from <f2b-j> to any\n"

@@ -13,6 +13,7 @@ either (bad characters, all-numeric last label such as `300.1.1.1`) gets the rea
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import socket
 import sys
@@ -312,6 +313,10 @@ def run(argv: list[str]) -> int:
         # §2.4: -n cancels -d, -e, -E, -X, -s, -F and -x
         o.disable = o.enable = o.enable_ref = False
         o.token = o.show = o.clear = o.debug_level = None
+    if o.rules_file == "-":
+        # Read stdin before taking the kernel lock: in `pfctl -sr | grep ... | pfctl -f-` (fail2ban's
+        # actionstop) the writer needs the lock too, so holding it while reading would deadlock.
+        sys.stdin = io.TextIOWrapper(io.BytesIO(sys.stdin.buffer.read()))
     context = kernel.locked() if (not o.noaction or o.dummy) else contextlib.nullcontext(None)
     with context as k:
         try:

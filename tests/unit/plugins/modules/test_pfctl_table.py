@@ -244,6 +244,25 @@ def test_controller_address_is_protected(monkeypatch, pfctl_bin, variable, addre
     assert fake.calls == []
 
 
+def test_protect_controller_false_allows_the_controller_network(monkeypatch, pfctl_bin):
+    monkeypatch.setenv("SSH_CONNECTION", "192.0.2.10 50222 198.51.100.11 22")
+    fake = FakePfctl(table=[])
+    result = run(
+        monkeypatch,
+        fake,
+        dict(table="trusted", addresses=["192.0.2.0/24"], protect_controller=False, kill_states=False,
+             pfctl_path=pfctl_bin),
+    )
+    assert result["added"] == ["192.0.2.0/24"]
+    refused = run(
+        monkeypatch,
+        FakePfctl(table=[]),
+        dict(table="trusted", addresses=["192.0.2.0/24"], protect=["192.0.2.0/28"], protect_controller=False,
+             pfctl_path=pfctl_bin),
+    )
+    assert refused["failed"] is True and "192.0.2.0/28" in refused["msg"]
+
+
 def test_ipv4_mapped_controller_address_is_unwrapped(monkeypatch, pfctl_bin):
     monkeypatch.setenv("SSH_CONNECTION", "::ffff:192.0.2.10 50222 ::ffff:198.51.100.11 22")
     fake = FakePfctl(table=[])
