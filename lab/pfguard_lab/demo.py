@@ -1,4 +1,5 @@
-"""`make demo`: bring up a lab of emulated Macs, show each link of the blocking chain, tear it down."""
+"""`make demo`: bring up a lab of emulated Macs, run pfguard's main job on it, show an attacker cut
+off, tear the lab down."""
 
 from __future__ import annotations
 
@@ -7,95 +8,134 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 LAB = str(BIN / "pfguard-lab")
 ATTACKER = "198.51.100.200"
-TRUSTED_NETWORKS = ["198.51.100.0/25"]
-ANCHOR_RULES = "block drop in quick from <pfguard_blocklist> to any\n"
 
 
 def say(text: str) -> None:
     print("\n== " + textwrap.fill(text, width=100, subsequent_indent="   "), flush=True)
 
 
-def run(argv: list[str], data: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def run(argv: list[str], data: str | None = None, check: bool = True, quiet: bool = False):
     print("$ " + " ".join(argv), flush=True)
     proc = subprocess.run(argv, input=data, text=True, capture_output=True, cwd=REPO, check=False,
-                          env={**os.environ, "ANSIBLE_NOCOLOR": "1"})
-    sys.stdout.write(proc.stdout)
-    sys.stdout.write(proc.stderr)
+                          env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_DEPRECATION_WARNINGS": "false"})
+    if not quiet or proc.returncode != 0:
+        sys.stdout.write(proc.stdout)
+        sys.stdout.write(proc.stderr)
     if check and proc.returncode != 0:
         raise SystemExit(f"demo: `{' '.join(argv)}` failed with exit {proc.returncode}")
     return proc
 
 
-def lab_exec(host: str, *argv: str, data: str | None = None) -> subprocess.CompletedProcess:
-    return run([LAB, "exec", host, "--", *argv], data=data)
+def lab_exec(host: str, *argv: str, check: bool = True):
+    return run([LAB, "exec", host, "--", *argv], check=check)
 
 
 def probe(host: str, source: str) -> bool:
     return run([LAB, "probe", host, "--from", source], check=False).returncode == 0
 
 
-def ban_module_args(addresses: list[str]) -> str:
-    return json.dumps({"anchor": "pfguard", "table": "pfguard_blocklist", "addresses": addresses,
-                       "protect": TRUSTED_NETWORKS})
+def pf_status(host: str) -> None:
+    info = run([LAB, "exec", host, "--", "/sbin/pfctl", "-s", "info"], quiet=True).stdout
+    print(info.splitlines()[0])
+
+
+def blocked_within(host: str, seconds: float) -> bool:
+    """Whether the attacker's new connections to `host` fail within `seconds` (boot jobs may still run)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not probe(host, "attacker"):
+            return True
+        time.sleep(2)
+    return False
+
+
+def recap(output: str) -> str:
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("PLAY RECAP"))
+    return "\n".join(lines[start:])
+
+
+def wait_for_ban(host: str, seconds: float = 15) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        shown = lab_exec(host, "/sbin/pfctl", "-a", "f2b/sshd", "-t", "f2b-sshd", "-T", "show", check=False)
+        if ATTACKER in shown.stdout:
+            return True
+        time.sleep(1)
+    return False
 
 
 def demo() -> None:
     say("Bringing up a lab: mac1 (macOS 14, Apple silicon), mac2 (macOS 15, Intel), mac3 (macOS 12 with "
-        "Server.app), an attacker outside the trusted network and a trusted host inside it.")
+        "Server.app), an attacker outside the trusted network 198.51.100.0/25 and a trusted host inside it.")
     inventory = run([LAB, "up"]).stdout.strip().splitlines()[-1]
     run([LAB, "status"])
-    ansible = [str(BIN / "ansible"), "-i", inventory]
-    run([*ansible, "macs", "-o", "-m", "ansible.builtin.ping"])
 
-    say("The attacker guesses passwords on mac1. Nothing stops it yet.")
-    run([LAB, "attack", "mac1", "--failures", "3"], check=False)
+    say("Out of the box the Macs protect nothing: macOS loads /etc/pf.conf at boot but leaves PF disabled.")
+    pf_status("mac1")
 
-    say("pfguard.macos.pfctl_table puts the attacker into the PF table pfguard_blocklist on every Mac, in "
-        "one run, idempotently, with the trusted networks protected.")
-    run([*ansible, "macs", "-o", "-m", "pfguard.macos.pfctl_table", "-a", ban_module_args([ATTACKER])])
-    lab_exec("mac1", "pfctl", "-a", "pfguard", "-t", "pfguard_blocklist", "-T", "show")
-    say("Run again: nothing changes (changed=false).")
-    run([*ansible, "macs", "-o", "-m", "pfguard.macos.pfctl_table", "-a", ban_module_args([ATTACKER])])
+    say("Running pfguard's main job, playbooks/site.yml, on the whole fleet: PF anchor and boot daemon, "
+        "fail2ban on the unified log, the Adaptive Firewall whitelist on mac3.")
+    playbook = [str(BIN / "ansible-playbook"), "-i", inventory, "playbooks/site.yml"]
+    print(recap(run(playbook, quiet=True).stdout))
+    say("Running it again changes nothing:")
+    second = recap(run(playbook, quiet=True).stdout)
+    print(second)
 
-    say("But an address in a table blocks nothing on its own: no rule references the table, the anchor is not "
-        "hooked into the main ruleset, and macOS never enabled PF. The attacker still gets in:")
-    lab_exec("mac1", "pfctl", "-s", "info")
-    print("attacker can connect to mac1:", probe("mac1", "attacker"))
+    for host in ("mac1", "mac2"):
+        say(f"The attacker guesses passwords on {host}"
+            + (" (macOS 15: sshd's failures are logged by sshd-auth)." if host == "mac2" else "."))
+        run([LAB, "attack", host, "--failures", "5"], check=False)
+        banned = wait_for_ban(host)
+        print(f"fail2ban banned {ATTACKER} on {host}: {banned}")
+        attacker_ok, trusted_ok = probe(host, "attacker"), probe(host, "trusted")
+        print(f"attacker can connect to {host}: {attacker_ok}; trusted host can: {trusted_ok}")
+        if not banned or attacker_ok or not trusted_ok:
+            raise SystemExit(f"demo: {host} did not cut the attacker off while letting the trusted host in")
 
-    say("Each missing link, made by hand on mac1 (the pf_anchor role does this on every Mac, and keeps it "
-        "across reboots and macOS updates): a block rule in anchor pfguard, the anchor hooked into the main "
-        "ruleset, PF enabled with a reference token.")
-    stock = Path("/etc/pf.conf")
-    main_ruleset = lab_exec("mac1", "cat", str(stock)).stdout + 'anchor "pfguard"\n'
-    lab_exec("mac1", "pfctl", "-f", "-", data=main_ruleset)
-    lab_exec("mac1", "pfctl", "-a", "pfguard", "-f", "-", data=ANCHOR_RULES)
-    lab_exec("mac1", "pfctl", "-E")
-    attacker_ok = probe("mac1", "attacker")
-    trusted_ok = probe("mac1", "trusted")
-    print(f"attacker can connect to mac1: {attacker_ok}; trusted host can: {trusted_ok}")
-    if attacker_ok or not trusted_ok:
-        raise SystemExit("demo: mac1 does not block the attacker while letting the trusted host in")
+    say("mac3 was never attacked, so the attacker still reaches it. One task puts the attacker into "
+        "pfguard_blocklist on every Mac, with its open connections killed and the trusted networks protected:")
+    ban = {"anchor": "pfguard", "table": "pfguard_blocklist", "addresses": [ATTACKER],
+           "protect": ["198.51.100.0/25"], "persist_file": "/var/db/pfguard/blocklist.txt"}
+    print("attacker can connect to mac3 before:", probe("mac3", "attacker"))
+    run([str(BIN / "ansible"), "-i", inventory, "macs", "-o", "-m", "pfguard.macos.pfctl_table",
+         "-a", json.dumps(ban)])
+    after = probe("mac3", "attacker")
+    print("attacker can connect to mac3 after:", after)
+    if after:
+        raise SystemExit("demo: the blocklist did not cut the attacker off mac3")
 
-    say("The lockout guard: banning a network that holds the trusted hosts fails and changes nothing.")
-    refused = run([*ansible, "mac1", "-o", "-m", "pfguard.macos.pfctl_table", "-a",
-                   ban_module_args(["198.51.100.0/24"])], check=False)
+    say("The lockout guard: banning the controller's own network fails and changes nothing.")
+    refused = run([str(BIN / "ansible"), "-i", inventory, "mac1", "-o", "-m", "pfguard.macos.pfctl_table",
+                   "-a", json.dumps({**ban, "addresses": ["198.51.100.0/24"]})], check=False)
     if refused.returncode == 0:
         raise SystemExit("demo: the lockout guard did not refuse 198.51.100.0/24")
 
+    say("A macOS update puts Apple's stock /etc/pf.conf back and reboots. With no Ansible run, pfguard's "
+        "boot daemon hooks its anchor again and enables PF:")
+    run([LAB, "os-update", "mac3"])
+    blocked = blocked_within("mac3", 60)
+    pf_status("mac3")
+    print("attacker blocked on mac3 after the update:", blocked)
+    if not blocked:
+        raise SystemExit("demo: mac3 stopped blocking after the macOS update")
+
 
 def main() -> int:
+    started = time.monotonic()
     try:
         demo()
     finally:
         say("Tearing the lab down.")
         run([LAB, "down"], check=False)
-    say("Done: the lab is gone.")
+    say(f"Done in {time.monotonic() - started:.0f} s: the lab is gone.")
     return 0
 
 
