@@ -13,18 +13,10 @@ import plistlib
 
 import pytest
 from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.pfguard.macos.plugins.modules import afctl
+from ansible_collections.pfguard.macos.tests.unit.plugins.modules.utils import run_module
 
 SERVER_ROOT = "Applications/Server.app/Contents/ServerRoot"
-
-
-class ExitJson(Exception):
-    pass
-
-
-class FailJson(Exception):
-    pass
 
 
 class FakeAfctl:
@@ -113,20 +105,7 @@ def fake(tmp_path):
 
 
 def run(monkeypatch, fake, args, check_mode=False, diff=False):
-    def exit_json(self, **kwargs):
-        raise ExitJson(kwargs)
-
-    def fail_json(self, **kwargs):
-        kwargs["failed"] = True
-        raise FailJson(kwargs)
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, *a, **k: fake(*a, **k))
-    full = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
-    with patch_module_args(full), pytest.raises((ExitJson, FailJson)) as caught:
-        afctl.main()
-    return caught.value.args[0]
+    return run_module(monkeypatch, afctl, fake, args, check_mode=check_mode, diff=diff)
 
 
 def test_adds_missing_entries_normalised_then_second_run_changes_nothing(monkeypatch, fake):

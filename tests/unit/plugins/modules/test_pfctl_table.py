@@ -13,9 +13,8 @@ import os
 import stat
 
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.pfguard.macos.plugins.modules import pfctl_table
+from ansible_collections.pfguard.macos.tests.unit.plugins.modules.utils import run_module
 
 ALTQ = "No ALTQ support in kernel\nALTQ related functions disabled\n"
 F_WARNING = (
@@ -34,14 +33,6 @@ STATES_SAMPLE = (
     "ALL tcp 198.51.100.11:22 <- 203.0.113.7:50122       ESTABLISHED:ESTABLISHED\n"
     "ALL tcp 198.51.100.11:22 <- 203.0.113.7:50124       ESTABLISHED:ESTABLISHED\n"
 )
-
-
-class ExitJson(Exception):
-    pass
-
-
-class FailJson(Exception):
-    pass
 
 
 class FakePfctl:
@@ -108,20 +99,7 @@ def no_ssh_env(monkeypatch):
 
 
 def run(monkeypatch, fake, args, check_mode=False, diff=False):
-    def exit_json(self, **kwargs):
-        raise ExitJson(kwargs)
-
-    def fail_json(self, **kwargs):
-        kwargs["failed"] = True
-        raise FailJson(kwargs)
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, *a, **k: fake(*a, **k))
-    full = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
-    with patch_module_args(full), pytest.raises((ExitJson, FailJson)) as caught:
-        pfctl_table.main()
-    return caught.value.args[0]
+    return run_module(monkeypatch, pfctl_table, fake, args, check_mode=check_mode, diff=diff)
 
 
 def test_adds_to_a_missing_table_and_reports_counts(monkeypatch, pfctl_bin):
@@ -250,15 +228,25 @@ def test_protect_controller_false_allows_the_controller_network(monkeypatch, pfc
     result = run(
         monkeypatch,
         fake,
-        dict(table="trusted", addresses=["192.0.2.0/24"], protect_controller=False, kill_states=False,
-             pfctl_path=pfctl_bin),
+        dict(
+            table="trusted",
+            addresses=["192.0.2.0/24"],
+            protect_controller=False,
+            kill_states=False,
+            pfctl_path=pfctl_bin,
+        ),
     )
     assert result["added"] == ["192.0.2.0/24"]
     refused = run(
         monkeypatch,
         FakePfctl(table=[]),
-        dict(table="trusted", addresses=["192.0.2.0/24"], protect=["192.0.2.0/28"], protect_controller=False,
-             pfctl_path=pfctl_bin),
+        dict(
+            table="trusted",
+            addresses=["192.0.2.0/24"],
+            protect=["192.0.2.0/28"],
+            protect_controller=False,
+            pfctl_path=pfctl_bin,
+        ),
     )
     assert refused["failed"] is True and "192.0.2.0/28" in refused["msg"]
 
