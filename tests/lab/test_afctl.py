@@ -8,8 +8,8 @@ import subprocess
 import time
 
 import pytest
-from pfguard_lab import afctl, commands
-from ulog_fixtures import lab_env, make_root, remove_root, run_as_admin, system_python_launcher
+from pfguard_lab import afctl
+from ulog_fixtures import lab_env, make_root, remove_root, run_as_admin, server_app_root, system_python_launcher
 
 # Apple's stock /etc/pf.anchors/com.apple (pfctl-macos.md §4).
 STOCK_COM_APPLE = """#
@@ -43,15 +43,9 @@ class Server:
     """A temp root with Server.app provisioned and a standalone /sbin/pfctl."""
 
     def __init__(self):
-        self.root = make_root(None)
-        com_apple = self.root / "etc/pf.anchors/com.apple"
-        com_apple.parent.mkdir(parents=True)
-        com_apple.write_text(STOCK_COM_APPLE)
-        self.wrapper = afctl.provision(self.root)
-        self.pf_state = self.root / "var/run/pfguard-lab/pf"
-        self.pfctl_path = commands.write_wrapper(
-            self.root / "sbin/pfctl", "pfguard_lab.pf.pfctl", {"PFGUARD_LAB_PF_STATE": str(self.pf_state)}
-        )
+        provisioned = server_app_root()
+        self.root, self.wrapper = provisioned.root, provisioned.afctl_path
+        self.pf_state, self.pfctl_path = provisioned.pf_state, provisioned.pfctl_path
         self.env = lab_env(self.root)
 
     def afctl(self, *args: str) -> subprocess.CompletedProcess:

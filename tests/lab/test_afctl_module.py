@@ -7,12 +7,9 @@ import plistlib
 import subprocess
 
 import pytest
-from pfguard_lab import afctl as afctl_emulator
-from pfguard_lab import commands
 from pfguard_lab.adhoc import run_module
-from ulog_fixtures import make_root, remove_root
+from ulog_fixtures import remove_root, server_app_root
 
-STOCK_COM_APPLE = '#\n# com.apple ruleset\n#\nanchor "200.AirDrop/*"\nanchor "250.ApplicationFirewall/*"\n'
 AF_ANCHOR = "com.apple/400.AdaptiveFirewall"
 ATTACKER = "198.51.100.200"
 
@@ -22,15 +19,9 @@ class Server:
     so that afctl run by an Ansible module (which does not pass our environment) works on it."""
 
     def __init__(self):
-        self.root = make_root(None)
-        com_apple = self.root / "etc/pf.anchors/com.apple"
-        com_apple.parent.mkdir(parents=True)
-        com_apple.write_text(STOCK_COM_APPLE)
-        pf_state = self.root / "var/run/pfguard-lab/pf"
-        self.pfctl_path = commands.write_wrapper(
-            self.root / "sbin/pfctl", "pfguard_lab.pf.pfctl", {"PFGUARD_LAB_PF_STATE": str(pf_state)}
-        )
-        self.afctl_path = afctl_emulator.provision(self.root, {"PFGUARD_LAB_ROOT": str(self.root)})
+        provisioned = server_app_root(root_in_wrapper=True)
+        self.root, self.pfctl_path = provisioned.root, provisioned.pfctl_path
+        self.afctl_path = provisioned.afctl_path
 
     def path(self, mac_path: str):
         return self.root / mac_path.lstrip("/")

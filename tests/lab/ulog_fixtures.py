@@ -11,11 +11,13 @@ import subprocess
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from pfguard_lab import commands
+from pfguard_lab import afctl, commands
 
 LAB_DIR = Path(commands.__file__).resolve().parent.parent  # .../lab, holds the pfguard_lab package
+DATA = LAB_DIR / "pfguard_lab" / "data"
 SYSTEM_PYTHON = "/usr/bin/python3"
 ADMIN_UID, ADMIN_GID = 501, 20
 
@@ -33,6 +35,30 @@ def make_root(os_version: str | None = "15.1") -> Path:
 
 def remove_root(root: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class ServerAppRoot:
+    root: Path
+    afctl_path: Path
+    pfctl_path: Path
+    pf_state: Path
+
+
+def server_app_root(root_in_wrapper: bool = False) -> ServerAppRoot:
+    """A temp root with Apple's stock com.apple anchor file, a standalone /sbin/pfctl and Server.app
+    provisioned; with `root_in_wrapper`, afctl's wrapper finds the root on its own (for callers such
+    as an Ansible module that do not pass our environment). Caller removes `root`."""
+    root = make_root(None)
+    com_apple = root / "etc/pf.anchors/com.apple"
+    com_apple.parent.mkdir(parents=True)
+    shutil.copyfile(DATA / "pf.anchors/com.apple", com_apple)
+    afctl_path = afctl.provision(root, {"PFGUARD_LAB_ROOT": str(root)}) if root_in_wrapper else afctl.provision(root)
+    pf_state = root / "var/run/pfguard-lab/pf"
+    pfctl_path = commands.write_wrapper(
+        root / "sbin/pfctl", "pfguard_lab.pf.pfctl", {"PFGUARD_LAB_PF_STATE": str(pf_state)}
+    )
+    return ServerAppRoot(root, afctl_path, pfctl_path, pf_state)
 
 
 def lab_env(root: Path, **extra: str) -> dict[str, str]:
