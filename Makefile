@@ -14,7 +14,7 @@ COLLECTION_ROOT ?= $(or $(TMPDIR),/tmp)/pfguard-ansible-test
 COLLECTION_COPY := $(COLLECTION_ROOT)/ansible_collections/pfguard/macos
 ANSIBLE_TEST := cd $(COLLECTION_COPY) && $(CURDIR)/$(BIN)/ansible-test
 
-.PHONY: help deps venv test sanity units lint lab-tests molecule demo bench clean collection-copy
+.PHONY: help deps venv test sanity units lint lab-tests fleet-tests molecule demo bench clean collection-copy
 
 help:
 	@echo "make demo   - bring up a lab of emulated Macs, run pfguard on it, tear it down"
@@ -60,6 +60,11 @@ lint: venv
 lab-tests: venv
 	$(BIN)/pytest -q -p no:cacheprovider tests/lab
 
+# Protection end to end, the fleet plays and the doctor, on a fresh lab after playbooks/site.yml
+# (a pytest session of its own, so nothing from tests/lab carries over).
+fleet-tests: venv
+	$(BIN)/pytest -q -p no:cacheprovider tests/fleet
+
 # Molecule on the lab fleet (create/destroy bring a lab up and down around each scenario):
 # lab-smoke reaches every emulated Mac; default converges playbooks/site.yml, checks idempotence
 # and verifies every link of the chain.
@@ -67,7 +72,7 @@ molecule: venv
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule test -s lab-smoke
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule test -s default
 
-test: venv lint units sanity lab-tests molecule
+test: venv lint units sanity lab-tests fleet-tests molecule
 
 bench: venv
 	$(BIN)/python bench/bench_pfctl_table.py

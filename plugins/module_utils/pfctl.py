@@ -13,6 +13,8 @@ import ipaddress
 import re
 import socket
 
+from ansible_collections.pfguard.macos.plugins.module_utils.command_error import CommandError
+
 # pfctl's counts and warnings are parsed from stderr, so the locale must not translate them.
 PFCTL_ENV = {"LANG": "C", "LC_ALL": "C", "LANGUAGE": "C"}
 
@@ -35,19 +37,8 @@ _KILLED_RE = re.compile(r"^killed (\d+) states from ")
 _TABLE_NAME_BAD = re.compile(r"[\s<>/{}!\"'#$]")
 
 
-class PfctlError(Exception):
-    """A pfctl call that failed; carries what fail_json should report."""
-
-    def __init__(self, msg, cmd, rc, stdout, stderr):
-        super(PfctlError, self).__init__(msg)
-        self.msg = msg
-        self.cmd = cmd
-        self.rc = rc
-        self.stdout = stdout
-        self.stderr = stderr
-
-    def result(self):
-        return dict(msg=self.msg, cmd=self.cmd, rc=self.rc, stdout=self.stdout, stderr=self.stderr)
+class PfctlError(CommandError):
+    """A pfctl call that failed."""
 
 
 def meaningful_stderr(stderr):

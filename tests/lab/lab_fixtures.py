@@ -11,14 +11,18 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+REPO = Path(__file__).resolve().parents[2]
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 LAB_DIR = Path(os.environ.get("PFGUARD_LAB_DIR") or "/run/pfguard-lab")
 DIAGNOSTICS = "/var/db/diagnostics/pfguard-lab.jsonl"  # logd's store (docs/lab-design.md)
 
@@ -34,6 +38,39 @@ def run_lab(*args: str, input_text: str | None = None, timeout: float = 120) -> 
         [*lab_command(), *args], input=input_text, capture_output=True, text=True, timeout=timeout,
         stdin=None if input_text is not None else subprocess.DEVNULL,
     )  # fmt: skip
+
+
+def wait_for(condition, timeout: float, interval: float = 0.5, what: str = "condition", detail=None):
+    """Poll `condition()` until it returns something truthy; fail after `timeout` seconds (with `detail()`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}" + (f"\n{detail()}" if detail else ""))
+        time.sleep(interval)
+
+
+class PlaybookRun:
+    """One finished ansible-playbook run: exit code, output and the PLAY RECAP counters per host."""
+
+    def __init__(self, argv: list[str], proc: subprocess.CompletedProcess):
+        self.argv = argv
+        self.returncode = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.recap = {
+            match.group(1): {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(2))}
+            for match in re.finditer(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", proc.stdout, re.MULTILINE)
+        }
+
+    def changed(self) -> dict[str, int]:
+        """changed= per host."""
+        return {host: counters["changed"] for host, counters in self.recap.items()}
+
+    def __str__(self) -> str:
+        return f"$ {' '.join(self.argv)}\nexit {self.returncode}\n{self.stdout[-8000:]}\n{self.stderr[-3000:]}"
 
 
 class LabSession:
@@ -76,6 +113,21 @@ class LabSession:
         result = self.exec(host, "/bin/sh", "-c", script)
         assert result.returncode == 0, f"{host}: {script!r} -> {result.returncode}\n{result.stderr}"
         return result.stdout
+
+    def playbook(
+        self, playbook: str | Path, *args: str, extra_vars: dict | None = None, timeout: float = 600
+    ) -> PlaybookRun:
+        """Run ansible-playbook (default callback, from the repo root) against the lab's inventory.
+
+        A relative `playbook` is taken from the repo root (`playbooks/ban.yml`); never raises on failure.
+        """
+        argv = [ANSIBLE_PLAYBOOK, "-i", str(self.inventory_path), str(playbook), *args]
+        if extra_vars:
+            argv += ["-e", json.dumps(extra_vars)]
+        env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+        proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)  # fmt: skip
+        return PlaybookRun(argv, proc)
 
     def log_messages(self, host: str) -> list[dict]:
         """The host's unified log store (one JSON object per line)."""

@@ -37,16 +37,20 @@ SSHD_FAILURES = [
      "from 172.18.1.1 port 32982 ssh2", "172.18.1.1"),
     ("2020-03-23 06:47:42.801612-0700  localhost sshd[3186]: error: PAM: unknown user for illegal user badguy from "
      "192.168.33.1", "192.168.33.1"),
-    ("2020-03-25 08:23:20.933154-0700  localhost sshd[9265]: Connection reset by authenticating user user "
-     "192.168.33.1 port 51772 [preauth]", "192.168.33.1"),
     ("2018-12-20 10:09:05.180218+0000 localhost sshd[67566]: Invalid user git from 185.52.1.9 port 35968",
      "185.52.1.9"),
     ("2023-08-08 15:07:29.432797+0000  localhost sshd[4564]: Invalid user  from 64.62.197.6 port 62565",
      "64.62.197.6"),
 ]  # fmt: skip
 
-# Lines of logins that worked or connections that never tried to authenticate: never failures.
+# Lines of logins that worked or connections that never failed an attempt: never failures.
 SSHD_SUCCESSES = [
+    # wazuh capture (fail2ban-macos.md §2): a client gone while authenticating. fail2ban's normal mode
+    # counts only the failed attempts before it, so a failed password plus this line is one failure.
+    "2020-03-25 08:23:20.933154-0700  localhost sshd[9265]: Connection reset by authenticating user user "
+    "192.168.33.1 port 51772 [preauth]",
+    "2026-09-13 12:31:12.200000-0700  localhost sshd[16475]: Connection closed by authenticating user admin "
+    "1.2.3.4 port 50026 [preauth]",
     # wazuh #39233 (fail2ban-macos.md §2), as captured.
     "2026-09-13 12:31:09.292032-0700 localhost sshd-session[16472]: Accepted publickey for vagrant from "
     "10.211.55.2 port 54807 ssh2: ED25519 SHA256:…",
@@ -65,6 +69,17 @@ SSHD_SUCCESSES = [
 ]  # fmt: skip
 
 SSHD_NAMES = ("sshd", "sshd-session", "sshd-auth")
+
+# What one failed password login writes to the stream (captured from the lab's OpenSSH with PAM, whose
+# lines logd names as macOS does): PAM's line, the failure, then the client leaving. {n}: connection.
+FAILED_LOGIN = [
+    "2026-11-22 06:29:3{n}.598503+0000  localhost sshd[71{n}]: pam_unix(sshd:auth): authentication failure; "
+    "logname= uid=0 euid=0 tty=ssh ruser= rhost=198.51.100.200  user=admin",
+    "2026-11-22 06:29:3{n}.598889+0000  localhost sshd[71{n}]: Failed password for admin from 198.51.100.200 "
+    "port 5562{n} ssh2",
+    "2026-11-22 06:29:3{n}.607844+0000  localhost sshd[71{n}]: Connection closed by authenticating user admin "
+    "198.51.100.200 port 5562{n} [preauth]",
+]  # fmt: skip
 
 # UNVERIFIED on current macOS (see files/filter.d/pfguard-screensharingd.local).
 SCREENSHARING_FAILURE = (
@@ -138,6 +153,20 @@ def test_every_sshd_failure_sample_is_a_failure(config_dir, line, address, name)
 def test_no_success_line_is_a_failure(config_dir, line, name):
     logged = as_process(line, name) if any(f" {n}[" in line for n in SSHD_NAMES) else line
     assert failure_rows(config_dir, logged, "sshd") == []
+
+
+@pytest.mark.parametrize("name", SSHD_NAMES)
+@pytest.mark.parametrize("logins", [1, 2, 3])
+def test_each_failed_login_counts_once(config_dir, tmp_path, logins, name):
+    """maxretry counts failed passwords: the disconnect after one is not a failure of its own (normal mode),
+    so with maxretry 3 two failed logins do not ban and three do."""
+    log = tmp_path / "auth.log"
+    lines = [as_process(line.format(n=n), name) for n in range(logins) for line in FAILED_LOGIN]
+    log.write_text("\n".join(lines) + "\n")
+    rows = failure_rows(config_dir, str(log), "sshd")
+    assert [row[0] for row in rows] == ["198.51.100.200"] * logins, rows
+    failure_times = [line_epoch(line) for line in lines if ": Failed password " in line]
+    assert [int(row[1]) for row in rows] == failure_times
 
 
 def test_the_shipped_filter_alone_misses_the_new_process_names(tmp_path):

@@ -16,10 +16,10 @@ import json
 import os
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+from lab_fixtures import wait_for
 
 pytest_plugins = ["lab_fixtures"]
 
@@ -69,18 +69,6 @@ for top in sys.argv[1:]:
             record(os.path.join(base, name))
 print(json.dumps(seen, sort_keys=True))
 """
-
-
-def wait_for(condition, timeout: float, interval: float = 0.5, what: str = "condition", detail=None):
-    """Poll `condition()` until it returns something truthy; fail after `timeout` seconds (with `detail()`)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}" + (f"\n{detail()}" if detail else ""))
-        time.sleep(interval)
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:

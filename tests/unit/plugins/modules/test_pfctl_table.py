@@ -84,14 +84,6 @@ class FakePfctl:
         return out
 
 
-@pytest.fixture
-def pfctl_bin(tmp_path):
-    path = tmp_path / "pfctl"
-    path.write_text("#!/bin/sh\nexit 99\n")
-    path.chmod(0o755)
-    return str(path)
-
-
 @pytest.fixture(autouse=True)
 def no_ssh_env(monkeypatch):
     monkeypatch.delenv("SSH_CONNECTION", raising=False)

@@ -1,0 +1,205 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pfguard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: fail2ban_facts
+short_description: Read fail2ban's state on a Mac as facts
+version_added: 0.1.0
+description:
+  - Tells whether fail2ban is installed and its server answers, and for each jail the failure and
+    ban counters, the banned addresses and the log files it reads, through C(fail2ban-client).
+  - Optionally reads the ban history from fail2ban's sqlite database, opened read-only.
+  - fail2ban not installed, or installed with no server answering on its socket (stopped, or killed
+    and not yet restarted), is a state to report, not a failure. Any other failure of
+    C(fail2ban-client) fails the task with the command and its output.
+author:
+  - pfguard developers (@pfguard)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.facts
+attributes:
+  check_mode:
+    support: full
+    details: This module only reads; it runs the same in check mode.
+  diff_mode:
+    support: N/A
+    details: This module does not change anything, so there is nothing to diff.
+  facts:
+    support: full
+  platform:
+    support: full
+    platforms: [darwin]
+options:
+  client:
+    description:
+      - Path of C(fail2ban-client).
+      - Default is the first that exists of C(/opt/homebrew/bin/fail2ban-client) (Apple silicon) and
+        C(/usr/local/bin/fail2ban-client) (Intel).
+      - A path that does not exist means fail2ban is not installed.
+    type: path
+  config_dir:
+    description:
+      - fail2ban's configuration directory, passed as C(fail2ban-client -c); it tells the client
+        where the server's socket is.
+      - Default is C(<prefix>/etc/fail2ban) for a client C(<prefix>/bin/fail2ban-client), where
+        Homebrew puts it.
+    type: path
+  history:
+    description:
+      - Also return every row of the C(bans) table of fail2ban's database (the file C(fail2ban-client get dbfile)
+        names), read through a read-only connection.
+      - The history is empty when fail2ban is not running, its database is disabled or the file does not exist.
+    type: bool
+    default: false
+notes:
+  - A server that accepts the connection but does not answer C(ping) within 10 seconds fails the task.
+  - C(fail2ban-client status) joins a jail's log files with spaces, so a log path that contains a space
+    is returned as two entries.
+requirements:
+  - fail2ban 0.10 or later (tested with 1.0.2)
+seealso:
+  - module: pfguard.macos.pfctl_table
+  - name: fail2ban-client(1)
+    description: fail2ban's command-line client.
+    link: https://github.com/fail2ban/fail2ban/blob/master/man/fail2ban-client.1
+"""
+
+EXAMPLES = r"""
+- name: Read fail2ban's state
+  pfguard.macos.fail2ban_facts:
+
+- name: Fail when the sshd jail does not run
+  ansible.builtin.assert:
+    that:
+      - ansible_facts.fail2ban.running
+      - "'sshd' in ansible_facts.fail2ban.jails"
+    fail_msg: fail2ban is not protecting sshd on {{ inventory_hostname }}
+
+- name: Read the ban history too, from an Intel Mac's Homebrew
+  pfguard.macos.fail2ban_facts:
+    client: /usr/local/bin/fail2ban-client
+    history: true
+
+- name: Show the addresses banned by the sshd jail
+  ansible.builtin.debug:
+    msg: "{{ ansible_facts.fail2ban.jails.sshd.banned | default([]) }}"
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts added to the host.
+  returned: always
+  type: dict
+  contains:
+    fail2ban:
+      description: fail2ban's state.
+      returned: always
+      type: dict
+      contains:
+        installed:
+          description: Whether the client exists.
+          type: bool
+          returned: always
+          sample: true
+        running:
+          description: Whether the server answers C(fail2ban-client ping).
+          type: bool
+          returned: always
+          sample: true
+        client:
+          description: Path of the client used, or null when none of the default paths exists.
+          type: str
+          returned: always
+          sample: /opt/homebrew/bin/fail2ban-client
+        config_dir:
+          description: Configuration directory passed to the client, or null without a client.
+          type: str
+          returned: always
+          sample: /opt/homebrew/etc/fail2ban
+        version:
+          description:
+            - The server's version when it runs, else the client's; null when not installed.
+          type: str
+          returned: always
+          sample: "1.0.2"
+        dbfile:
+          description: fail2ban's database file; null when the database is disabled or the server is not running.
+          type: str
+          returned: always
+          sample: /opt/homebrew/var/lib/fail2ban/fail2ban.sqlite3
+        jails:
+          description:
+            - The running jails by name; empty when the server is not running.
+            - Each has C(currently_failed), C(total_failed), C(currently_banned), C(total_banned) (integers),
+              C(banned) (the addresses banned now) and C(logpaths) (the log files the jail reads).
+          type: dict
+          returned: always
+          sample:
+            sshd:
+              currently_failed: 0
+              total_failed: 6
+              currently_banned: 1
+              total_banned: 1
+              banned: ["198.51.100.200"]
+              logpaths: ["/var/log/pfguard/auth.log"]
+        history:
+          description:
+            - With O(history=true), every row of the database's C(bans) table, oldest first; otherwise empty.
+            - C(timeofban) is a Unix time, C(bantime) is in seconds (-1 is forever), C(bancount) counts the
+              bans of that address the row's ban is (fail2ban's C(bantime.increment) uses it).
+          type: list
+          elements: dict
+          returned: always
+          sample:
+            - {jail: sshd, ip: 198.51.100.200, timeofban: 1763800000, bantime: 600, bancount: 1}
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.pfguard.macos.plugins.module_utils.fail2ban import (
+    Fail2banClient,
+    Fail2banError,
+    default_client,
+    default_config_dir,
+    empty_facts,
+)
+
+
+def run_module():
+    module = AnsibleModule(
+        argument_spec=dict(
+            client=dict(type="path"),
+            config_dir=dict(type="path"),
+            history=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    client = module.params["client"] or default_client()
+    config_dir = module.params["config_dir"] or (default_config_dir(client) if client else None)
+
+    if client is None or not os.path.exists(client):
+        facts = empty_facts(client, config_dir, installed=False)
+    elif os.path.isdir(client) or not os.access(client, os.X_OK):
+        module.fail_json(msg="fail2ban-client at %s is not an executable file" % client)
+    else:
+        try:
+            facts = Fail2banClient(module, client, config_dir).state(history=module.params["history"])
+        except Fail2banError as exc:
+            module.fail_json(**exc.result())
+    module.exit_json(changed=False, ansible_facts=dict(fail2ban=facts))
+
+
+def main():
+    run_module()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,6 @@
+"""Rewrite asserts in the shared fixture modules too: test modules import constants from them before
+`pytest_plugins` loads them, which would otherwise leave their asserts without pytest's messages."""
+
+import pytest
+
+pytest.register_assert_rewrite("lab_fixtures", "fleet_fixtures")

@@ -1,0 +1,269 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pfguard developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Drive pf_facts through AnsibleModule with pfctl's show formats (shared/reference/pfctl-macos.md §1-§4)
+and rule lines as `pfctl -s rules` prints them."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.pfguard.macos.plugins.modules import pf_facts
+from ansible_collections.pfguard.macos.tests.unit.plugins.modules.utils import run_module
+
+ALTQ = "No ALTQ support in kernel\nALTQ related functions disabled\n"
+STATUS_ENABLED = "Enabled for 0 days 00:03:10"
+# §4: the stock main ruleset and com.apple anchor, as `pfctl -sr` prints them.
+STOCK = {
+    "": ['scrub-anchor "com.apple/*" all fragment reassemble', 'anchor "com.apple/*" all'],
+    "com.apple": ['anchor "200.AirDrop/*" all', 'anchor "250.ApplicationFirewall/*" all'],
+    "com.apple/200.AirDrop": [],
+    "com.apple/200.AirDrop/Bonjour": ["pass in quick on lo0 all no state"],
+    "com.apple/250.ApplicationFirewall": [],
+}
+HOOK = ['anchor "pfguard" all', 'anchor "f2b/*" all']
+PFGUARD_RULES = [
+    "pass in quick from <pfguard_trusted> to any no state",
+    "block drop in log quick from <pfguard_blocklist> to any",
+]
+F2B_RULES = ["block drop quick proto tcp from <f2b-sshd> to any port = ssh"]
+PFGUARD_TABLES = [("pfguard_trusted", 1), ("pfguard_blocklist", 1)]
+
+
+def hooked(**extra):
+    """The converged Mac: stock ruleset with pfguard's hook, pfguard's anchor and fail2ban's sshd jail."""
+    rulesets = dict(STOCK)
+    rulesets[""] = STOCK[""] + HOOK
+    rulesets.update({"pfguard": PFGUARD_RULES, "f2b": [], "f2b/sshd": F2B_RULES})
+    rulesets.update(extra)
+    return rulesets
+
+
+class FakePfctl:
+    """Answers pfctl's show commands the way macOS pfctl prints them, and records every call.
+    `rulesets` maps an anchor ("" = main) to its rule lines; every key but "" is an anchor;
+    `tables` maps an anchor to [(name, addresses)] (its active tables)."""
+
+    def __init__(self, rulesets, tables=None, enabled=True, tokens=(), failure=None):
+        self.rulesets = rulesets
+        self.tables = tables or {}
+        self.enabled = enabled
+        self.tokens = tokens
+        self.failure = failure  # (rc, stderr) of every call
+        self.calls = []
+
+    def __call__(self, args, data=None, environ_update=None, **kwargs):
+        self.calls.append(list(args))
+        if self.failure:
+            return self.failure[0], "", self.failure[1]
+        argv = list(args[1:])
+        assert argv[0] == "-q", argv  # -q keeps ALTQ noise off stderr, so stderr means an error
+        verbose = argv.count("-v")
+        anchor = argv[argv.index("-a") + 1] if "-a" in argv else ""
+        what = argv[argv.index("-s") + 1]
+        if anchor and anchor not in self.rulesets and anchor not in self.tables:
+            if what == "rules":
+                return 0, "", "pfctl: DIOCGETRULES: Invalid argument\n"
+            return 0, "", "pfctl: Anchor or Ruleset does not exist.\n"
+        if what == "info":
+            return 0, self.info(), ""
+        if what == "References":
+            return 0, self.references(), ""
+        if what == "Anchors":
+            assert verbose == 1 and not anchor
+            names = sorted(set(a for a in list(self.rulesets) + list(self.tables) if a))
+            return 0, "".join("  %s\n" % name for name in names), ""
+        if what == "rules":
+            return 0, "".join(rule + "\n" for rule in self.rulesets.get(anchor, [])), ""
+        if what == "Tables":
+            assert verbose == 2
+            return 0, self.show_tables(anchor), ""
+        raise AssertionError("unexpected pfctl call %r" % (args,))
+
+    def info(self):
+        # §3: printf("%-44s", statline) then printf("%15s\n\n", "Debug: Urgent").
+        statline = "Status: %s" % (STATUS_ENABLED if self.enabled else "Disabled")
+        header = "State Table                          Total             Rate\n"
+        return "%-44s%15s\n\n" % (statline, "Debug: Urgent") + header
+
+    def references(self):
+        if not self.tokens:
+            return "No pf starter references held\n"
+        out = "TOKENS:\n" + "%-8s %-28s %-24s %-s\n" % ("PID", "Process Name", "TOKEN", "TIMESTAMP")
+        for pid, name, token in self.tokens:
+            out += "%-8s %-28s %-24s %s\n" % (pid, name, token, "0 days 00:01:02")
+        return out
+
+    def show_tables(self, anchor):
+        # §2.4: `-vv -s Tables` header `flags\tname[\tANCHOR]`, then the Addresses line and counters.
+        out = ""
+        for name, count in self.tables.get(anchor, []):
+            out += "-pa-r-\t%s%s\n" % (name, "\t" + anchor if anchor else "")
+            out += "\tAddresses:   %d\n" % count
+            out += "\tCleared:     Sun Nov 22 06:21:46 2026\n"
+            out += "\tReferences:  [ Anchors: %-18d Rules: %-18d ]\n" % (0, 1)
+        return out
+
+
+def facts(monkeypatch, fake, pfctl_bin, check_mode=False):
+    result = run_module(monkeypatch, pf_facts, fake, dict(pfctl_path=pfctl_bin), check_mode=check_mode)
+    assert not result.get("failed"), result
+    assert result["changed"] is False
+    return result["ansible_facts"]["pf"]
+
+
+def test_converged_mac_blocks_with_both_tables(monkeypatch, pfctl_bin):
+    fake = FakePfctl(
+        hooked(),
+        tables={"pfguard": PFGUARD_TABLES, "f2b/sshd": [("f2b-sshd", 2)]},
+        tokens=[(4077, "pfctl", "9084387343160548126")],
+    )
+    pf = facts(monkeypatch, fake, pfctl_bin)
+    assert pf["enabled"] is True
+    assert pf["status"] == STATUS_ENABLED
+    assert pf["tokens"] == [dict(pid=4077, process="pfctl", token="9084387343160548126", age="0 days 00:01:02")]
+    assert pf["anchors"] == [
+        "com.apple",
+        "com.apple/200.AirDrop",
+        "com.apple/200.AirDrop/Bonjour",
+        "com.apple/250.ApplicationFirewall",
+        "f2b",
+        "f2b/sshd",
+        "pfguard",
+    ]
+    assert pf["reachable_anchors"] == [
+        "com.apple/200.AirDrop",
+        "com.apple/250.ApplicationFirewall",
+        "pfguard",
+        "f2b/sshd",
+    ]
+    assert pf["rulesets"][""] == ['anchor "com.apple/*" all'] + HOOK
+    assert pf["rulesets"]["pfguard"] == PFGUARD_RULES
+    assert pf["blocking_tables"] == ["pfguard:pfguard_blocklist", "f2b/sshd:f2b-sshd"]
+    assert pf["tables"] == [
+        dict(anchor="f2b/sshd", name="f2b-sshd", count=2, blocking=True),
+        dict(anchor="pfguard", name="pfguard_trusted", count=1, blocking=False),
+        dict(anchor="pfguard", name="pfguard_blocklist", count=1, blocking=True),
+    ]
+
+
+def test_only_show_commands_run_with_q_and_c_locale(monkeypatch, pfctl_bin):
+    fake = FakePfctl(hooked(), tables={"pfguard": PFGUARD_TABLES})
+    facts(monkeypatch, fake, pfctl_bin, check_mode=True)
+    assert fake.calls[:3] == [
+        [pfctl_bin, "-q", "-s", "info"],
+        [pfctl_bin, "-q", "-s", "References"],
+        [pfctl_bin, "-q", "-v", "-s", "Anchors"],
+    ]
+    assert [pfctl_bin, "-q", "-a", "f2b/sshd", "-s", "rules"] in fake.calls
+    assert [pfctl_bin, "-q", "-v", "-v", "-a", "pfguard", "-s", "Tables"] in fake.calls
+    assert [pfctl_bin, "-q", "-v", "-v", "-s", "Tables"] in fake.calls
+    # main + 7 anchors, rules and tables each
+    assert len(fake.calls) == 3 + 2 * 8
+
+
+def test_disabled_pf_without_tokens(monkeypatch, pfctl_bin):
+    pf = facts(monkeypatch, FakePfctl(hooked(), tables={"pfguard": PFGUARD_TABLES}, enabled=False), pfctl_bin)
+    assert pf["enabled"] is False
+    assert pf["status"] == "Disabled"
+    assert pf["tokens"] == []
+    # Rules stay loaded while PF is off: what would block is still reported.
+    assert pf["blocking_tables"] == ["pfguard:pfguard_blocklist"]
+
+
+def test_stock_apple_ruleset_leaves_pfguard_unreachable(monkeypatch, pfctl_bin):
+    # After a macOS update reloads Apple's pf.conf, pfguard's anchor and tables still exist.
+    rulesets = dict(STOCK, pfguard=PFGUARD_RULES)
+    pf = facts(monkeypatch, FakePfctl(rulesets, tables={"pfguard": PFGUARD_TABLES}), pfctl_bin)
+    assert "pfguard" in pf["anchors"]
+    assert pf["reachable_anchors"] == ["com.apple/200.AirDrop", "com.apple/250.ApplicationFirewall"]
+    assert pf["blocking_tables"] == []
+    assert [t["blocking"] for t in pf["tables"]] == [False, False]
+
+
+def test_f2b_wildcard_reaches_every_jail_but_not_f2b_itself(monkeypatch, pfctl_bin):
+    jail = ["block drop quick from <f2b-ssd> to any"]
+    rulesets = hooked(**{"f2b": ["block drop in all"], "f2b/screensharingd": jail})
+    tables = {"f2b/sshd": [("f2b-sshd", 0)], "f2b/screensharingd": [("f2b-ssd", 4)]}
+    pf = facts(monkeypatch, FakePfctl(rulesets, tables=tables), pfctl_bin)
+    assert pf["reachable_anchors"][-2:] == ["f2b/screensharingd", "f2b/sshd"]
+    assert "f2b" not in pf["reachable_anchors"]
+    assert pf["blocking_tables"] == ["f2b/screensharingd:f2b-ssd", "f2b/sshd:f2b-sshd"]
+
+
+def test_f2b_anchor_not_hooked(monkeypatch, pfctl_bin):
+    rulesets = hooked(**{"": STOCK[""] + ['anchor "pfguard" all']})
+    pf = facts(monkeypatch, FakePfctl(rulesets, tables={"f2b/sshd": [("f2b-sshd", 1)]}), pfctl_bin)
+    assert "f2b/sshd" not in pf["reachable_anchors"]
+    assert pf["blocking_tables"] == []
+
+
+def test_table_only_in_the_main_ruleset(monkeypatch, pfctl_bin):
+    # The rule in f2b/sshd references <f2b-sshd>, which exists only in the main ruleset: PF falls back to it.
+    tables = {"": [("f2b-sshd", 3)], "pfguard": PFGUARD_TABLES}
+    pf = facts(monkeypatch, FakePfctl(hooked(), tables=tables), pfctl_bin)
+    assert "f2b/sshd:f2b-sshd" not in pf["blocking_tables"]
+    assert ":f2b-sshd" in pf["blocking_tables"]
+    assert pf["tables"][0] == dict(anchor="", name="f2b-sshd", count=3, blocking=True)
+
+
+def test_referenced_table_that_does_not_exist_blocks_nothing(monkeypatch, pfctl_bin):
+    pf = facts(monkeypatch, FakePfctl(hooked(), tables={"pfguard": [("pfguard_trusted", 1)]}), pfctl_bin)
+    assert pf["blocking_tables"] == []
+
+
+def test_negated_table_does_not_block(monkeypatch, pfctl_bin):
+    rulesets = hooked(pfguard=["block drop in quick from ! <pfguard_trusted> to any"])
+    pf = facts(monkeypatch, FakePfctl(rulesets, tables={"pfguard": PFGUARD_TABLES}), pfctl_bin)
+    assert pf["blocking_tables"] == []
+
+
+def test_pass_only_anchor_does_not_block(monkeypatch, pfctl_bin):
+    rulesets = hooked(pfguard=["pass in quick from <pfguard_blocklist> to any no state"])
+    pf = facts(monkeypatch, FakePfctl(rulesets, tables={"pfguard": PFGUARD_TABLES}), pfctl_bin)
+    assert "pfguard" in pf["reachable_anchors"]
+    assert pf["blocking_tables"] == []
+
+
+def test_anchor_that_vanishes_while_reading_is_empty(monkeypatch, pfctl_bin):
+    fake = FakePfctl(hooked(), tables={"pfguard": PFGUARD_TABLES})
+    listing = fake.__call__
+
+    def vanish_f2b_sshd(args, **kwargs):
+        if "-a" in args and args[args.index("-a") + 1] == "f2b/sshd":
+            fake.rulesets.pop("f2b/sshd", None)
+        return listing(args, **kwargs)
+
+    pf = facts(monkeypatch, vanish_f2b_sshd, pfctl_bin)
+    assert pf["rulesets"]["f2b/sshd"] == []
+    assert pf["blocking_tables"] == ["pfguard:pfguard_blocklist"]
+
+
+def test_not_root_fails_naming_the_command_and_its_error(monkeypatch, pfctl_bin):
+    denied = "pfctl: /dev/pf: Permission denied\n"  # §1, exit 1
+    fake = FakePfctl(hooked(), failure=(1, denied))
+    result = run_module(monkeypatch, pf_facts, fake, dict(pfctl_path=pfctl_bin))
+    assert result["failed"] is True
+    assert result["msg"] == "%s -q -s info failed: pfctl: /dev/pf: Permission denied" % pfctl_bin
+    assert result["cmd"] == [pfctl_bin, "-q", "-s", "info"]
+    assert result["stderr"] == denied
+    assert result["rc"] == 1
+
+
+def test_error_on_stderr_with_exit_0_is_a_failure(monkeypatch, pfctl_bin):
+    # -s ignores errors in the exit code (§1): stderr decides. ALTQ noise alone would not.
+    fake = FakePfctl(hooked(), failure=(0, ALTQ + "pfctl: DIOCGETSTATUS: Operation not supported by device\n"))
+    result = run_module(monkeypatch, pf_facts, fake, dict(pfctl_path=pfctl_bin))
+    assert result["failed"] is True
+    assert "DIOCGETSTATUS" in result["msg"]
+    assert "ALTQ" not in result["msg"]
+
+
+def test_missing_pfctl_fails_before_running_anything(monkeypatch, tmp_path):
+    fake = FakePfctl(hooked())
+    missing = str(tmp_path / "nope" / "pfctl")
+    result = run_module(monkeypatch, pf_facts, fake, dict(pfctl_path=missing))
+    assert result["failed"] is True
+    assert result["msg"] == "pfctl not found or not executable at %s" % missing
+    assert fake.calls == []
