@@ -105,10 +105,8 @@ def parse_status(stdout):
 
 
 def parse_jail_status(stdout):
-    """Counters, banned addresses and log files from `status <jail>`.
-
-    The client joins lists with single spaces, so a log path containing a space is split in two;
-    the banned list is empty ("Banned IP list:\t") when nothing is banned."""
+    """Counters and banned addresses from `status <jail>`; the banned list is empty ("Banned IP list:\t")
+    when nothing is banned. Its "File list" joins paths with spaces, so log paths come from parse_logpaths."""
     fields = _status_fields(stdout)
     missing = [key for key, _name in _JAIL_COUNTS if key not in fields]
     if missing or "Banned IP list" not in fields:
@@ -125,8 +123,18 @@ def parse_jail_status(stdout):
                 "'%s' is not a number in fail2ban-client jail status output" % fields[key], stdout=stdout
             ) from None
     jail["banned"] = fields["Banned IP list"].split()
-    jail["logpaths"] = fields.get("File list", "").split()
     return jail
+
+
+def parse_logpaths(stdout):
+    """The log files from `get <jail> logpath`, one a line ("|- path", last "`- path"), so a path may
+    hold spaces; [] when the client says "No file is currently monitored" (journal backends)."""
+    lines = _lines(stdout)
+    if any(line.strip() == "No file is currently monitored" for line in lines):
+        return []
+    if not lines or lines[0].strip() != "Current monitored log file(s):":
+        raise Fail2banError("unexpected fail2ban-client get logpath output", stdout=stdout)
+    return [line[3:] for line in lines[1:] if line.startswith(("|- ", "`- "))]
 
 
 def parse_dbfile(stdout):
@@ -204,7 +212,9 @@ class Fail2banClient(object):
         facts["version"] = self.query(parse_version, "version")
         facts["dbfile"] = self.query(parse_dbfile, "get", "dbfile")
         for name in self.query(parse_status, "status"):
-            facts["jails"][name] = self.query(parse_jail_status, "status", name)
+            jail = self.query(parse_jail_status, "status", name)
+            jail["logpaths"] = self.query(parse_logpaths, "get", name, "logpath")
+            facts["jails"][name] = jail
         if history:
             facts["history"] = read_history(facts["dbfile"])
         return facts

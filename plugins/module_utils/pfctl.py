@@ -10,6 +10,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
+import os
 import re
 import socket
 
@@ -17,6 +18,8 @@ from ansible_collections.pfguard.macos.plugins.module_utils.command_error import
 
 # pfctl's counts and warnings are parsed from stderr, so the locale must not translate them.
 PFCTL_ENV = {"LANG": "C", "LC_ALL": "C", "LANGUAGE": "C"}
+# The pfctl_path option, documented once in doc_fragments/pfctl.py.
+PFCTL_ARGUMENT_SPEC = dict(pfctl_path=dict(type="path", default="/sbin/pfctl"))
 
 # Lines pfctl writes to stderr on every call that are not errors (pfctl-macos.md §3).
 _NOISE_LINES = frozenset(
@@ -220,6 +223,14 @@ def normalize_anchor(anchor):
             raise ValueError("anchor '%s': components starting with '_' are reserved" % anchor)
         if "*" in component:
             raise ValueError("anchor '%s': wildcards are not allowed here" % anchor)
+    return path
+
+
+def pfctl_path(module):
+    """The module's pfctl_path, or a failed task naming it when it is no executable file."""
+    path = module.params["pfctl_path"]
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        module.fail_json(msg="pfctl not found or not executable at %s" % path, cmd=[path])
     return path
 
 

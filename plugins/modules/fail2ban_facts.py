@@ -60,8 +60,9 @@ options:
     default: false
 notes:
   - A server that accepts the connection but does not answer C(ping) within 10 seconds fails the task.
-  - C(fail2ban-client status) joins a jail's log files with spaces, so a log path that contains a space
-    is returned as two entries.
+  - Runs C(fail2ban-client ping), C(version), C(get dbfile), C(status), then C(status <jail>) and
+    C(get <jail> logpath) for each jail. The log files come from C(get <jail> logpath), which prints one a
+    line, because C(status <jail>) joins them with spaces.
 requirements:
   - fail2ban 0.10 or later (tested with 1.0.2)
 seealso:

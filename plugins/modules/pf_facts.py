@@ -25,6 +25,7 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
+  - pfguard.macos.pfctl
 attributes:
   check_mode:
     support: full
@@ -36,12 +37,6 @@ attributes:
   platform:
     support: full
     platforms: [darwin]
-options:
-  pfctl_path:
-    description:
-      - Path of the pfctl binary.
-    type: path
-    default: /sbin/pfctl
 notes:
   - Needs root (C(become)); pfctl cannot open C(/dev/pf) otherwise and the module fails with its message.
   - Runs C(pfctl -s info), C(-s References), C(-v -s Anchors), then C(-s rules) and C(-vv -s Tables) for
@@ -133,25 +128,18 @@ ansible_facts:
           sample: ["pfguard:pfguard_blocklist", "f2b/sshd:f2b-sshd"]
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pfguard.macos.plugins.module_utils.pf_ruleset import PfReader
-from ansible_collections.pfguard.macos.plugins.module_utils.pfctl import PfctlError
+from ansible_collections.pfguard.macos.plugins.module_utils.pfctl import PFCTL_ARGUMENT_SPEC, PfctlError, pfctl_path
 
 
 def run_module():
     module = AnsibleModule(
-        argument_spec=dict(
-            pfctl_path=dict(type="path", default="/sbin/pfctl"),
-        ),
+        argument_spec=dict(**PFCTL_ARGUMENT_SPEC),
         supports_check_mode=True,
     )
-    pfctl_path = module.params["pfctl_path"]
-    if not os.access(pfctl_path, os.X_OK):
-        module.fail_json(msg="pfctl not found or not executable at %s" % pfctl_path, cmd=[pfctl_path])
     try:
-        pf = PfReader(module, pfctl_path).facts()
+        pf = PfReader(module, pfctl_path(module)).facts()
     except PfctlError as exc:
         module.fail_json(**exc.result())
     module.exit_json(changed=False, ansible_facts=dict(pf=pf))

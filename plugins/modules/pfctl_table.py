@@ -28,6 +28,7 @@ author:
   - pfguard developers (@pfguard)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - pfguard.macos.pfctl
 attributes:
   check_mode:
     support: full
@@ -97,11 +98,6 @@ options:
         written atomically with mode 0644.
       - Use it with C(table <name> persist file "<path>") in the ruleset so the table is restored at boot.
     type: path
-  pfctl_path:
-    description:
-      - Path of the pfctl binary.
-    type: path
-    default: /sbin/pfctl
 notes:
   - pfctl prints its counts, the ALTQ lines and the C(-f) warning on stderr; they are not errors.
   - Under C(become), sudo usually drops C(SSH_CONNECTION); list your admin networks in O(protect) too.
@@ -170,6 +166,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pfguard.macos.plugins.module_utils.pfctl import (
+    PFCTL_ARGUMENT_SPEC,
     Pfctl,
     PfctlError,
     check_table_name,
@@ -177,6 +174,7 @@ from ansible_collections.pfguard.macos.plugins.module_utils.pfctl import (
     normalize_addresses,
     normalize_anchor,
     overlaps,
+    pfctl_path,
     radix_key,
 )
 
@@ -262,7 +260,7 @@ def run_module():
             protect=dict(type="list", elements="str", default=[]),
             protect_controller=dict(type="bool", default=True),
             persist_file=dict(type="path"),
-            pfctl_path=dict(type="path", default="/sbin/pfctl"),
+            **PFCTL_ARGUMENT_SPEC,
         ),
         supports_check_mode=True,
     )
@@ -291,10 +289,7 @@ def run_module():
         if conflicts:
             module.fail_json(msg="Refusing to change table %s: %s" % (table, "; ".join(conflicts)), conflicts=conflicts)
 
-    pfctl_path = params["pfctl_path"]
-    if not os.access(pfctl_path, os.X_OK):
-        module.fail_json(msg="pfctl not found or not executable at %s" % pfctl_path)
-    pfctl = Pfctl(module, pfctl_path)
+    pfctl = Pfctl(module, pfctl_path(module))
     result = dict(changed=False, added=[], removed=[], entries=0, states_killed=0)
     try:
         before = pfctl.show(anchor, table)

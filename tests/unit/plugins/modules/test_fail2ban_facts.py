@@ -63,6 +63,7 @@ RUNNING = {
     "get dbfile": "get_dbfile",
     "status": "status",
     "status sshd": "status_sshd_banned",
+    "get sshd logpath": "get_sshd_logpath",
 }
 
 
@@ -102,7 +103,7 @@ def make_bans_db(path, rows):
 def test_jail_status_with_one_ban():
     jail = fail2ban.parse_jail_status(RECORDED["status_sshd_banned"]["stdout"])
     assert jail == dict(currently_failed=0, total_failed=6, currently_banned=1, total_banned=2,
-                        banned=[ATTACKER], logpaths=["/var/log/pfguard/auth.log"])  # fmt: skip
+                        banned=[ATTACKER])  # fmt: skip
 
 
 def test_jail_status_with_several_bans_ipv4_and_ipv6():
@@ -120,8 +121,29 @@ def test_jail_status_with_an_empty_banned_list():
 
 def test_jail_status_with_two_log_files():
     jail = fail2ban.parse_jail_status(RECORDED["status_sshd_two_logs"]["stdout"])
-    assert jail["logpaths"] == ["/tmp/f2bfacts/auth.log", "/tmp/f2bfacts/auth2.log"]
     assert jail["banned"] == [ATTACKER, "2001:db8::1", "203.0.113.7"]
+
+
+@pytest.mark.parametrize(
+    "name, paths",
+    [
+        ("get_sshd_logpath", ["/var/log/pfguard/auth.log"]),
+        ("get_sshd_logpath_two_logs", ["/tmp/f2bfacts/auth.log", "/tmp/f2bfacts/auth2.log"]),
+        ("get_sshd_logpath_space", ["/tmp/f2bfacts/auth.log", "/tmp/f2bfacts/auth 3.log"]),
+    ],
+)
+def test_log_paths_one_a_line(name, paths):
+    assert fail2ban.parse_logpaths(RECORDED[name]["stdout"]) == paths
+
+
+def test_status_joins_log_paths_with_spaces_which_is_why_they_are_asked_for_apart():
+    joined = "File list:\t/tmp/f2bfacts/auth.log /tmp/f2bfacts/auth 3.log\n"
+    assert joined in RECORDED["status_sshd_space_log"]["stdout"]
+
+
+def test_no_monitored_file_is_no_log_path():
+    # What fail2ban/client/beautifier.py prints for an empty list (a journal backend).
+    assert fail2ban.parse_logpaths("No file is currently monitored\n") == []
 
 
 @pytest.mark.parametrize(
@@ -170,9 +192,11 @@ def test_unexpected_jail_status_is_an_error(stdout):
         fail2ban.parse_jail_status(stdout)
 
 
-def test_unexpected_status_and_dbfile_are_errors():
+def test_unexpected_status_dbfile_and_logpath_are_errors():
     with pytest.raises(fail2ban.Fail2banError):
         fail2ban.parse_status("Status\n")
+    with pytest.raises(fail2ban.Fail2banError):
+        fail2ban.parse_logpaths("`- /var/log/pfguard/auth.log\n")
     with pytest.raises(fail2ban.Fail2banError):
         fail2ban.parse_dbfile("something else\n")
 
@@ -190,15 +214,17 @@ def test_running_server(monkeypatch, client):
                              banned=[ATTACKER], logpaths=["/var/log/pfguard/auth.log"])),
         history=[],
     )  # fmt: skip
-    assert fake.commands() == ["ping 10", "version", "get dbfile", "status", "status sshd"]
+    assert fake.commands() == ["ping 10", "version", "get dbfile", "status", "status sshd", "get sshd logpath"]
     assert fake.calls[0] == [client, "-c", CONFIG_DIR, "ping", "10"]
 
 
 def test_every_jail_is_read(monkeypatch, client):
-    fake = FakeClient(dict(RUNNING, status="status_two_jails", **{"status recidive": "status_sshd_idle"}))
+    answers = {"status recidive": "status_sshd_idle", "get recidive logpath": "get_sshd_logpath_space"}
+    fake = FakeClient(dict(RUNNING, status="status_two_jails", **answers))
     facts = facts_of(run(monkeypatch, fake, dict(client=client, config_dir=CONFIG_DIR)))
     assert sorted(facts["jails"]) == ["recidive", "sshd"]
     assert facts["jails"]["recidive"]["banned"] == []
+    assert facts["jails"]["recidive"]["logpaths"] == ["/tmp/f2bfacts/auth.log", "/tmp/f2bfacts/auth 3.log"]
 
 
 def test_no_jails(monkeypatch, client):
@@ -270,6 +296,8 @@ def test_server_down_is_not_a_failure(monkeypatch, client, ping):
         (dict(RUNNING, status=(255, "", "boom\n")), "status", "boom"),
         (dict(RUNNING, **{"get dbfile": (0, "what?\n", "")}), "get dbfile", "get dbfile output"),
         (dict(RUNNING, **{"status sshd": (0, "Status for the jail: sshd\n", "")}), "status sshd", "missing"),
+        (dict(RUNNING, **{"get sshd logpath": "get_nosuchjail_logpath"}), "get sshd logpath",
+         "Sorry but the jail 'nosuchjail'"),
     ],
 )
 def test_other_client_failures_fail_with_the_command(monkeypatch, client, answers, command, message):

@@ -9,6 +9,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import pytest
 from ansible_collections.pfguard.macos.plugins.modules import pf_facts
 from ansible_collections.pfguard.macos.tests.unit.plugins.modules.utils import run_module
 
@@ -260,9 +261,10 @@ def test_error_on_stderr_with_exit_0_is_a_failure(monkeypatch, pfctl_bin):
     assert "ALTQ" not in result["msg"]
 
 
-def test_missing_pfctl_fails_before_running_anything(monkeypatch, tmp_path):
+@pytest.mark.parametrize("where", ["nope/pfctl", "."], ids=["missing", "a directory"])
+def test_missing_pfctl_fails_before_running_anything(monkeypatch, tmp_path, where):
     fake = FakePfctl(hooked())
-    missing = str(tmp_path / "nope" / "pfctl")
+    missing = str(tmp_path / where)
     result = run_module(monkeypatch, pf_facts, fake, dict(pfctl_path=missing))
     assert result["failed"] is True
     assert result["msg"] == "pfctl not found or not executable at %s" % missing

@@ -260,6 +260,16 @@ def test_controller_guard_does_not_block_other_addresses_or_removal(monkeypatch,
     assert result["added"] == ["192.0.2.11"]
 
 
+@pytest.mark.parametrize("where", ["nope/pfctl", "."], ids=["missing", "a directory"])
+def test_unusable_pfctl_path_fails_naming_it_and_runs_nothing(monkeypatch, tmp_path, where):
+    fake = FakePfctl(table=["192.0.2.1"])
+    path = str(tmp_path / where)
+    result = run(monkeypatch, fake, dict(table="t", addresses=["203.0.113.7"], pfctl_path=path))
+    assert result["failed"] is True
+    assert result["msg"] == "pfctl not found or not executable at %s" % path
+    assert fake.calls == []
+
+
 def test_check_mode_reports_without_writing(monkeypatch, pfctl_bin, tmp_path):
     persist = tmp_path / "blocklist.txt"
     fake = FakePfctl(table=["192.0.2.1"], states=STATES_SAMPLE)
