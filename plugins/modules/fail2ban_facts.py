@@ -22,20 +22,9 @@ description:
 author:
   - pfguard developers (@pfguard)
 extends_documentation_fragment:
+  - pfguard.macos.read_only_facts
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
-attributes:
-  check_mode:
-    support: full
-    details: This module only reads; it runs the same in check mode.
-  diff_mode:
-    support: N/A
-    details: This module does not change anything, so there is nothing to diff.
-  facts:
-    support: full
-  platform:
-    support: full
-    platforms: [darwin]
 options:
   client:
     description:

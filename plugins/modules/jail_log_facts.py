@@ -20,19 +20,13 @@ description:
 author:
   - pfguard developers (@pfguard)
 extends_documentation_fragment:
+  - pfguard.macos.read_only_facts
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
 attributes:
   check_mode:
     support: full
     details: Runs the same in check mode; the probe changes no configuration, sshd only logs it.
-  diff_mode:
-    support: none
-  facts:
-    support: full
-  platform:
-    support: full
-    platforms: [darwin]
 options:
   paths:
     description:

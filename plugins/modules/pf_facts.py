@@ -23,20 +23,10 @@ description:
 author:
   - pfguard developers (@pfguard)
 extends_documentation_fragment:
+  - pfguard.macos.read_only_facts
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
   - pfguard.macos.pfctl
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads; it runs the same in check mode.
-  diff_mode:
-    support: none
-  facts:
-    support: full
-  platform:
-    support: full
-    platforms: [darwin]
 notes:
   - Needs root (C(become)); pfctl cannot open C(/dev/pf) otherwise and the module fails with its message.
   - Runs C(pfctl -s info), C(-s References), C(-v -s Anchors), then C(-s rules) and C(-vv -s Tables) for
