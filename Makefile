@@ -8,7 +8,7 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := nftables openssh-server openssh-client fail2ban conntrack iproute2 rsync util-linux procps sudo
+APT_PACKAGES := nftables openssh-server openssh-client fail2ban conntrack iproute2 rsync util-linux procps sudo sqlite3 openssl
 # ansible-test insists on running from .../ansible_collections/<namespace>/<name>/.
 COLLECTION_ROOT ?= $(or $(TMPDIR),/tmp)/pfguard-ansible-test
 COLLECTION_COPY := $(COLLECTION_ROOT)/ansible_collections/pfguard/macos

@@ -35,4 +35,9 @@ def run_module(module: str, args: dict, *extra: str, env: dict | None = None) ->
     line = next((x for x in proc.stdout.splitlines() if x.startswith("localhost |")), None)
     if line is None:
         raise AdhocError(proc.stdout[-2000:] + proc.stderr[-2000:])
-    return proc.returncode, json.loads(line.split("=>", 1)[1])
+    status, _arrow, payload = line.partition(" => ")
+    result = json.loads(payload)
+    # ansible-core 2.19 drops `failed` from the result before a callback prints it; the status says it.
+    if status.split("|", 1)[1].strip().startswith("FAILED"):
+        result["failed"] = True
+    return proc.returncode, result

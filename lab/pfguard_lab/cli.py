@@ -17,7 +17,7 @@ import sys
 import time
 from datetime import datetime
 
-from pfguard_lab import fleet, netns
+from pfguard_lab import fleet, netns, reachability
 from pfguard_lab import host as hostmod
 from pfguard_lab.fleet import Lab, LabError
 
@@ -25,7 +25,7 @@ PROG = "pfguard-lab"
 EXIT_CANNOT_HOST = 2
 EXIT_EXEC_FAILED = 125
 MAC_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"  # macOS /etc/paths
-REQUIRED_TOOLS = ("ip", "nft", "conntrack", "unshare", "nsenter", "ssh", "ssh-keygen")
+REQUIRED_TOOLS = ("ip", "nft", "conntrack", "unshare", "nsenter", "ssh", "ssh-keygen", "openssl")
 SSH_QUIET = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
 HOLD_COMMAND = "while :; do echo tick; sleep 0.2; done"
 HOLD_SILENCE = 1.0  # seconds without a tick that count as a cut
@@ -44,6 +44,8 @@ def cannot_host_reasons() -> list[str]:
         reasons.append("`ip netns` does not work (iproute2 without netns support?)")
     if not os.access("/usr/sbin/sshd", os.X_OK):
         reasons.append("no sshd at /usr/sbin/sshd (install openssh-server)")
+    if not os.access("/usr/bin/sudo", os.X_OK):
+        reasons.append("no sudo at /usr/bin/sudo (install sudo): the Macs' admin becomes root with it")
     try:
         with open("/proc/filesystems") as handle:
             filesystems = handle.read().split()
@@ -81,7 +83,7 @@ def cmd_up(args) -> int:
     hosts, controller = fleet.load_spec(args.spec, args.hosts)
     lab.check_can_start()  # before the try: a refused `up` must not tear down the running lab
     try:
-        inventory = lab.up(hosts, controller, timeout=args.timeout)
+        inventory = lab.up(hosts, controller, timeout=args.timeout, sudo_nopasswd=args.sudo_nopasswd)
     except (LabError, hostmod.HostError, netns.CommandError, OSError) as exc:
         _err(f"up failed: {exc}")
         _err("removing the half-built lab")
@@ -216,6 +218,15 @@ def cmd_probe(args) -> int:
     return 0
 
 
+def cmd_watch(args) -> int:
+    lab = Lab()
+    target = lab.mac(args.host)
+    source = _client(lab, args.source)
+    netns.enter_netns(source.netns)
+    reachability.watch(target.address, 22, args.seconds, args.interval, args.timeout, reachability.print_line)
+    return 0
+
+
 def cmd_hold(args) -> int:
     lab = Lab()
     target = lab.mac(args.host)
@@ -312,6 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--spec", help="fleet spec YAML (default: the package's data/fleet.yml)")
     up.add_argument("--hosts", type=int, metavar="N", help="N Macs (mac1..macN) cycling the spec's profiles")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for every sshd (default 60)")
+    up.add_argument(
+        "--sudo-nopasswd", action="store_true",
+        help="let the Macs' admin sudo without a password (default: sudo asks for the admin's password, "
+        "as on macOS; the inventory passes it)",
+    )  # fmt: skip
     up.set_defaults(func=cmd_up)
 
     sub.add_parser("status", help="hosts and their state").set_defaults(func=cmd_status)
@@ -345,6 +361,18 @@ def build_parser() -> argparse.ArgumentParser:
     hold.add_argument("--from", dest="source", default="attacker", metavar="CLIENT")
     hold.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds: `still open`, exit 1")
     hold.set_defaults(func=cmd_hold)
+
+    watch = sub.add_parser(
+        "watch",
+        help="try a new TCP connection to port 22 every INTERVAL s for SECONDS s; print one JSON line per "
+        'try: {"t": unix time it began, "open": whether it was accepted}',
+    )
+    watch.add_argument("host")
+    watch.add_argument("--from", dest="source", default="attacker", metavar="CLIENT")
+    watch.add_argument("--seconds", type=float, default=30.0)
+    watch.add_argument("--interval", type=float, default=0.05)
+    watch.add_argument("--timeout", type=float, default=0.2, help="seconds a try waits for the answer")
+    watch.set_defaults(func=cmd_watch)
 
     reboot = sub.add_parser("reboot", help="reboot a Mac (its disk survives, per-boot state does not)")
     reboot.add_argument("host")

@@ -6,6 +6,7 @@ import ipaddress
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import time
@@ -150,7 +151,7 @@ class Lab:
     def _generate_keys(self) -> None:
         self.paths.keys.mkdir(mode=0o700, parents=True)
         keys = {
-            self.paths.root_key: "pfguard-lab-root",
+            self.paths.ansible_key: hostmod.ANSIBLE_KEY_COMMENT,
             self.paths.holder_key: hostmod.HOLDER_COMMENT,
             self.paths.host_key: "pfguard-lab-host",
         }
@@ -166,13 +167,21 @@ class Lab:
             if proc.returncode != 0:
                 raise LabError(f"ssh-keygen failed: {err.decode().strip()}")
 
-    def _bring_up_host(self, host: Host, fleet: list[Host]) -> None:
+    def _generate_admin_password(self) -> str:
+        """admin's password on every Mac (sudo asks for it); kept in the keys dir, root only."""
+        password = secrets.token_urlsafe(18)
+        fd = os.open(self.paths.admin_password, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(password + "\n")
+        return hostmod.hash_password(password)
+
+    def _bring_up_host(self, host: Host, fleet: list[Host], password_hash: str, sudo_nopasswd: bool) -> None:
         host_dir = self.paths.host_dir(host.name)
         host_dir.mkdir(parents=True)
         netns.create_host_netns(host.netns, host.veth, host.ifname, f"{host.address}/24")
         if host.is_mac:
             root = hostmod.mount_disk(self.paths, host.name)
-            hostmod.provision_mac(root, host, self.paths, fleet)
+            hostmod.provision_mac(root, host, self.paths, fleet, password_hash, sudo_nopasswd)
             try:
                 hostmod.start(self.paths, host)
             except hostmod.HostError as exc:
@@ -189,7 +198,11 @@ class Lab:
         if missing:
             raise LabError("the lab cannot boot a Mac without: " + ", ".join(missing))
 
-    def up(self, hosts: list[Host], controller_cidr: str, timeout: float = 60.0, log=print) -> Path:
+    def up(
+        self, hosts: list[Host], controller_cidr: str, timeout: float = 60.0, log=print, sudo_nopasswd: bool = False
+    ) -> Path:
+        """Bring the fleet up. `sudo_nopasswd`: group admin may sudo without a password (default: the
+        admin's password, as on macOS; the inventory hands it to Ansible)."""
         self.check_can_start()
         started = time.monotonic()
         old_umask = os.umask(0o022)
@@ -199,19 +212,24 @@ class Lab:
             self.paths.control_dir.mkdir(mode=0o700)
             # State first, so that `down` and `status` know about a half-built lab.
             self.paths.state.write_text(
-                json.dumps({"created": time.time(), "hosts": [h.to_json() for h in hosts]}, indent=2) + "\n"
-            )
+                json.dumps(
+                    {"created": time.time(), "sudo_nopasswd": sudo_nopasswd, "hosts": [h.to_json() for h in hosts]},
+                    indent=2,
+                ) + "\n"
+            )  # fmt: skip
             self._generate_keys()
+            password_hash = self._generate_admin_password()
             self.paths.askpass.write_text(f"#!/bin/sh\necho '{WRONG_PASSWORD}'\n")
             self.paths.askpass.chmod(0o755)
             netns.create_bridge(controller_cidr)
             with ThreadPoolExecutor(max_workers=min(8, len(hosts))) as pool:
-                for future in [pool.submit(self._bring_up_host, host, hosts) for host in hosts]:
+                args = (hosts, password_hash, sudo_nopasswd)
+                for future in [pool.submit(self._bring_up_host, host, *args) for host in hosts]:
                     future.result()
             self.wait_ready([h for h in hosts if h.is_mac], timeout)
         finally:
             os.umask(old_umask)
-        self.write_inventory(hosts)
+        self.write_inventory(hosts, sudo_nopasswd)
         macs = sum(1 for h in hosts if h.is_mac)
         clients = len(hosts) - macs
         log(f"pfguard-lab: {macs} Mac{'s' * (macs != 1)} and {clients} client{'s' * (clients != 1)} up "
@@ -242,7 +260,11 @@ class Lab:
             return f"({host.name}: no console log)"
         return f"--- {host.name} console (last {len(text)} lines):\n" + "\n".join(text)
 
-    def inventory(self, hosts: list[Host]) -> dict:
+    def inventory(self, hosts: list[Host], sudo_nopasswd: bool = False) -> dict:
+        """The lab's Ansible inventory: group `macs`, reached as admin with the lab's key, root by sudo.
+
+        The sudo password is not in the inventory: a lookup reads it from the root-only file at run
+        time. With `sudo_nopasswd` there is none to give."""
         macs = {
             h.name: {
                 "ansible_host": h.address,
@@ -254,9 +276,16 @@ class Lab:
             for h in hosts
             if h.is_mac
         }
+        become = {"ansible_become": True, "ansible_become_method": "sudo"}
+        if not sudo_nopasswd:
+            become["ansible_become_password"] = (
+                f"{{{{ lookup('ansible.builtin.file', {str(self.paths.admin_password)!r}) }}}}"
+            )
         group_vars = {
-            "ansible_user": "root",
-            "ansible_ssh_private_key_file": str(self.paths.root_key),
+            # As on a real Mac: log in as the admin user, become root with sudo.
+            "ansible_user": hostmod.ADMIN_USER,
+            "ansible_ssh_private_key_file": str(self.paths.ansible_key),
+            **become,
             "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
             "ansible_python_interpreter": "/usr/bin/python3",
             # ControlMaster sockets live in the lab dir, so `down` can end them with the lab.
@@ -269,9 +298,9 @@ class Lab:
         }
         return {"all": {"children": {"macs": {"hosts": macs, "vars": group_vars}}}}
 
-    def write_inventory(self, hosts: list[Host]) -> Path:
+    def write_inventory(self, hosts: list[Host], sudo_nopasswd: bool = False) -> Path:
         text = "# pfguard lab inventory, written by `pfguard-lab up`\n"
-        text += yaml.safe_dump(self.inventory(hosts), sort_keys=False, default_flow_style=False)
+        text += yaml.safe_dump(self.inventory(hosts, sudo_nopasswd), sort_keys=False, default_flow_style=False)
         self.paths.inventory.write_text(text)
         return self.paths.inventory
 

@@ -52,14 +52,64 @@ ADMIN_USER, ADMIN_UID, ADMIN_GROUP, ADMIN_GID = "admin", 501, "admin", 80  # mac
 ADMIN_HOME = "/Users/admin"
 ROOT_HOME = "/var/root"  # macOS's; also keeps the controller's /root dotfiles out of the hosts
 HOLDER_COMMENT = "pfguard-lab-holder"
+ANSIBLE_KEY_COMMENT = "pfguard-lab-ansible"
+# The PATH sshd gives a macOS session (no /usr/local/bin, no Homebrew): set for every login.
+SSH_SESSION_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
 
-SSHD_CONFIG = """\
+# macOS's stock /etc/sudoers (sudoers(5); the file a macOS install writes): env_reset with Apple's
+# env_keep list (HOME is kept, SSH_CONNECTION is not), root and group admin may run anything as
+# anyone after typing their own password. macOS reads drop-ins from /private/etc/sudoers.d; the lab
+# has no /private (its /etc is a directory), so it names /etc/sudoers.d, the same directory there.
+SUDOERS = """\
+#
+# Sample /etc/sudoers file (macOS's stock, written by pfguard-lab).
+#
+# This file MUST be edited with the 'visudo' command as root.
+#
+# See the sudoers man page for the details on how to write a sudoers file.
+
+##
+# Override built-in defaults
+##
+Defaults\tenv_reset
+Defaults\tenv_keep += "BLOCKSIZE"
+Defaults\tenv_keep += "COLORFGBG COLORTERM"
+Defaults\tenv_keep += "__CF_USER_TEXT_ENCODING"
+Defaults\tenv_keep += "CHARSET LANG LANGUAGE LC_ALL LC_COLLATE LC_CTYPE"
+Defaults\tenv_keep += "LC_MESSAGES LC_MONETARY LC_NUMERIC LC_TIME"
+Defaults\tenv_keep += "LINES COLUMNS"
+Defaults\tenv_keep += "LSCOLORS"
+Defaults\tenv_keep += "SSH_AUTH_SOCK"
+Defaults\tenv_keep += "TZ"
+Defaults\tenv_keep += "DISPLAY XAUTHORIZATION XAUTHORITY"
+Defaults\tenv_keep += "EDITOR VISUAL"
+Defaults\tenv_keep += "HOME MAIL"
+
+##
+# User specification
+##
+
+# root and users in group admin can run anything on any machine as any user
+root\t\tALL = (ALL) ALL
+%admin\t\tALL = (ALL) ALL
+
+## Read drop-in files from /etc/sudoers.d (macOS: /private/etc/sudoers.d)
+## (the '#' here does not indicate a comment)
+#includedir /etc/sudoers.d
+"""
+SUDOERS_D = "/etc/sudoers.d"
+# The lab's passwordless-sudo option (`pfguard-lab up --sudo-nopasswd`): what admins add on Macs
+# they manage without typing a password.
+NOPASSWD_DROPIN = (f"{SUDOERS_D}/pfguard-lab-nopasswd", "%admin\t\tALL = (ALL) NOPASSWD: ALL\n")
+
+SSHD_CONFIG = f"""\
 # pfguard lab: sshd of an emulated Mac (written by pfguard-lab; macOS keeps its defaults in
 # /etc/ssh/sshd_config and drop-ins in /etc/ssh/sshd_config.d).
 Include /etc/ssh/sshd_config.d/*
 Port 22
 HostKey /etc/ssh/ssh_host_ed25519_key
-PermitRootLogin prohibit-password
+# macOS's root account is disabled: nobody logs in as root; admins log in as themselves and sudo.
+PermitRootLogin no
 PasswordAuthentication yes
 KbdInteractiveAuthentication no
 UsePAM yes
@@ -69,6 +119,7 @@ MaxStartups 100
 UseDNS no
 PrintMotd no
 AcceptEnv LANG LC_*
+SetEnv PATH={SSH_SESSION_PATH}
 PidFile /var/run/sshd.pid
 Subsystem sftp /usr/lib/openssh/sftp-server
 """
@@ -133,8 +184,9 @@ class LabPaths:
         self.state = self.base / "lab.json"
         self.inventory = self.base / "inventory.yml"
         self.keys = self.base / "keys"
-        self.root_key = self.keys / "id_ed25519"
+        self.ansible_key = self.keys / "id_ed25519"  # Ansible's login key for admin on every Mac
         self.holder_key = self.keys / "holder_ed25519"
+        self.admin_password = self.keys / "admin_password"  # admin's sudo password (0600, root only)
         self.host_key = self.keys / "ssh_host_ed25519_key"
         self.askpass = self.base / "askpass"
         self.control_dir = self.base / "cp"  # Ansible's ssh ControlMaster sockets for lab hosts
@@ -384,7 +436,24 @@ def _set_root_home(root: Path) -> None:
     make_dirs(root, ROOT_HOME, 0o750)
 
 
-def _add_admin_user(root: Path, holder_public_key: str) -> None:
+def hash_password(password: str, timeout: float = 30) -> str:
+    """A SHA-512 crypt(3) hash (`$6$salt$...`, what pam_unix checks in /etc/shadow) of `password`,
+    made by `openssl passwd -6` with a random salt; the password goes through stdin, never argv."""
+    try:
+        proc = subprocess.run(
+            ["openssl", "passwd", "-6", "-stdin"], input=password + "\n", capture_output=True, text=True,
+            timeout=timeout,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise HostError(f"openssl passwd -6 failed: {exc}") from exc
+    hashed = proc.stdout.strip()
+    if proc.returncode != 0 or not re.fullmatch(r"\$6\$[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{86}", hashed):
+        raise HostError(f"openssl passwd -6 failed (exit {proc.returncode}): {proc.stderr.strip()}")
+    return hashed
+
+
+def _add_admin_user(root: Path, authorized_keys: str, password_hash: str) -> None:
+    """The Mac's first user: an administrator (group admin) who logs in with the lab's keys."""
     days = (datetime.date.today() - datetime.date(1970, 1, 1)).days
     _append_line(root, "/etc/group", ADMIN_GROUP, f"{ADMIN_GROUP}:x:{ADMIN_GID}:{ADMIN_USER}", 0o644)
     _append_line(root, "/etc/gshadow", ADMIN_GROUP, f"{ADMIN_GROUP}:!::{ADMIN_USER}", 0o640)
@@ -392,12 +461,32 @@ def _add_admin_user(root: Path, holder_public_key: str) -> None:
         root, "/etc/passwd", ADMIN_USER,
         f"{ADMIN_USER}:x:{ADMIN_UID}:{ADMIN_GID}:Administrator:{ADMIN_HOME}:/bin/bash", 0o644,
     )
-    # '*': no password can match, yet the account is not "locked" for sshd, so keys work.
-    _append_line(root, "/etc/shadow", ADMIN_USER, f"{ADMIN_USER}:*:{days}:0:99999:7:::", 0o640)
+    # A real password: sudo asks for it (PAM checks /etc/shadow), password logins over ssh get it
+    # wrong (the attack), keys log in.
+    _append_line(root, "/etc/shadow", ADMIN_USER, f"{ADMIN_USER}:{password_hash}:{days}:0:99999:7:::", 0o640)
     make_dirs(root, "/Users", 0o755)
     make_dirs(root, ADMIN_HOME, 0o755, ADMIN_UID, ADMIN_GID)
     make_dirs(root, f"{ADMIN_HOME}/.ssh", 0o700, ADMIN_UID, ADMIN_GID)
-    write_file(root, f"{ADMIN_HOME}/.ssh/authorized_keys", holder_public_key, 0o600, ADMIN_UID, ADMIN_GID)
+    write_file(root, f"{ADMIN_HOME}/.ssh/authorized_keys", authorized_keys, 0o600, ADMIN_UID, ADMIN_GID)
+
+
+def sudoers_files(nopasswd: bool) -> dict[str, str]:
+    """The Mac's sudo policy: macOS's stock /etc/sudoers, plus the passwordless drop-in if asked."""
+    files = {"/etc/sudoers": SUDOERS}
+    if nopasswd:
+        files[NOPASSWD_DROPIN[0]] = NOPASSWD_DROPIN[1]
+    return files
+
+
+def _setup_sudo(root: Path, nopasswd: bool) -> None:
+    """Install the Mac's sudoers; the machine's own drop-ins (the overlay's lower) must not leak in."""
+    drop_ins = make_dirs(root, SUDOERS_D, 0o755)
+    for entry in drop_ins.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            raise HostError(f"unexpected directory {entry} in {SUDOERS_D}")
+        entry.unlink()  # a whiteout on the host's disk
+    for mac_path, content in sudoers_files(nopasswd).items():
+        write_file(root, mac_path, content, 0o440)
 
 
 def _setup_sshd(root: Path, paths: LabPaths) -> None:
@@ -410,8 +499,7 @@ def _setup_sshd(root: Path, paths: LabPaths) -> None:
     write_file(root, "/etc/ssh/ssh_host_ed25519_key.pub", paths.host_key.with_suffix(".pub").read_bytes())
     write_file(root, "/etc/ssh/sshd_config", SSHD_CONFIG)
     make_dirs(root, "/etc/ssh/sshd_config.d", 0o755)
-    make_dirs(root, f"{ROOT_HOME}/.ssh", 0o700)
-    write_file(root, f"{ROOT_HOME}/.ssh/authorized_keys", paths.root_key.with_suffix(".pub").read_bytes(), 0o600)
+    make_dirs(root, f"{ROOT_HOME}/.ssh", 0o700)  # root has no authorized key: it cannot log in at all
 
 
 def _fast_pam_failures(root: Path) -> None:
@@ -434,8 +522,13 @@ def _etc_hosts(root: Path, host: Host, fleet: list[Host]) -> None:
     write_file(root, "/etc/hostname", host.name + "\n")
 
 
-def provision_mac(root: Path, host: Host, paths: LabPaths, fleet: list[Host]) -> None:
-    """Write a fresh Mac's disk (the overlay's upper) through its mounted overlay at `root`."""
+def provision_mac(
+    root: Path, host: Host, paths: LabPaths, fleet: list[Host], admin_password_hash: str, sudo_nopasswd: bool = False
+) -> None:
+    """Write a fresh Mac's disk (the overlay's upper) through its mounted overlay at `root`.
+
+    `admin_password_hash`: admin's crypt(3) hash for /etc/shadow (`hash_password`); `sudo_nopasswd`:
+    let group admin sudo without a password (a sudoers.d drop-in)."""
     _relative_system_symlinks(root)
     for path in interpreter_paths():
         _open_path_to_everyone(root, path)
@@ -447,7 +540,9 @@ def provision_mac(root: Path, host: Host, paths: LabPaths, fleet: list[Host]) ->
     install_system_files(root, host)
     write_file(root, HOST_FACTS, json.dumps(host.facts(), indent=2) + "\n")
     _set_root_home(root)
-    _add_admin_user(root, paths.holder_key.with_suffix(".pub").read_text())
+    authorized = [paths.ansible_key.with_suffix(".pub").read_text(), paths.holder_key.with_suffix(".pub").read_text()]
+    _add_admin_user(root, "".join(key if key.endswith("\n") else key + "\n" for key in authorized), admin_password_hash)
+    _setup_sudo(root, sudo_nopasswd)
     _setup_sshd(root, paths)
     _fast_pam_failures(root)
     _etc_hosts(root, host, fleet)

@@ -13,7 +13,8 @@ class ModuleDocFragment(object):
 options:
   pfctl_path:
     description:
-      - Path of the pfctl binary.
-    type: path
+      - Absolute path of the pfctl binary, taken as given (no C(~) or variable expansion), without
+        control characters; it must be an executable file.
+    type: str
     default: /sbin/pfctl
 """

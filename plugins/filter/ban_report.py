@@ -23,17 +23,34 @@ description:
     read) counts as one ban with an unknown time.
   - The result depends only on its input, so a report written from it is the same for the same bans.
     Ties are broken by the number of hosts, the newest ban, then the address in numeric order.
+  - Fails, naming the filter, the host and field and the offending value (at most 80 characters of it, with
+    control characters escaped), when anything it reads has another type or shape than described under
+    O(_input) - for example a string or a number where a list or dictionary is expected (a string is never
+    taken apart into characters), V(true) or V(false) where a number is expected, a negative, fractional,
+    NaN or infinite count, or a ban time outside 1970-01-01 to 9999-12-31 23:59:59 UTC - and when O(top) is
+    invalid.
 options:
   _input:
     description:
       - A dictionary keyed by host name. Each value is a dictionary with V(fail2ban), the host's
         C(ansible_facts.fail2ban) (or V(null) when it is unknown), and V(blocklist), the number of entries in the
         host's C(pfguard_blocklist) table (or V(null) when it is unknown).
+      - Read from the C(fail2ban) facts are C(installed) and C(running) (V(true) or V(false); a missing
+        C(installed) means installed, a missing C(running) not running), C(jails) (a dictionary keyed by jail
+        name, each with C(banned), a list of addresses, and the counts C(currently_banned) and
+        C(total_banned)) and C(history) (a list of ban records, each with C(jail), C(ip) and C(timeofban)).
+        C(jails), C(history), C(banned), the counts and C(timeofban) may be missing or V(null) - no jails, no
+        records, no addresses, an unknown count or an unknown time.
+      - Host names, jail names and addresses are printable strings of 1 to 255 characters, not blank; they are
+        not checked to be addresses, since the report lists whatever fail2ban banned.
+      - A count is a whole number from 0 to 9223372036854775807 (an integer, an integral float or a string of
+        ASCII digits). C(timeofban) is a Unix time from 0 (1970-01-01) to 253402300799 (9999-12-31 23:59:59
+        UTC), an integer, float (its fraction is dropped) or string of ASCII digits.
     type: dict
     required: true
   top:
     description:
-      - How many addresses and networks to list.
+      - How many addresses and networks to list, a whole number from 1 to 9223372036854775807.
     type: int
     default: 10
 """
@@ -129,24 +146,35 @@ import datetime
 import ipaddress
 from collections.abc import Mapping
 
-from ansible.errors import AnsibleFilterError
+from ansible_collections.pfguard.macos.plugins.plugin_utils.filter_checks import (
+    check_bool,
+    check_count,
+    check_epoch,
+    check_list,
+    check_mapping,
+    check_text,
+    checked_arguments,
+    printable,
+    refuse,
+)
 
+NAME = "ban_report"
 NETWORK_PREFIX = {4: 24, 6: 64}
+# Host and jail names and addresses are at most this long; a longer one is no name or address.
+TEXT_MAX = 255
+# Names in the path of a refused field are cut to this many characters.
+LABEL_MAX = 40
+
+
+def _label(text):
+    return printable(text, LABEL_MAX)
 
 
 def _count(value, what):
-    """A non-negative int from a fact, or None when the fact is missing."""
+    """A non-negative count from a fact, or None when the fact is missing or null."""
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise AnsibleFilterError("ban_report: %s must be a number, got %r" % (what, value))
-    try:
-        number = int(value)
-    except (TypeError, ValueError) as exc:
-        raise AnsibleFilterError("ban_report: %s must be a number, got %r" % (what, value)) from exc
-    if number < 0:
-        raise AnsibleFilterError("ban_report: %s must not be negative, got %r" % (what, value))
-    return number
+    return check_count(value, "%s: %s" % (NAME, what))
 
 
 def _address_key(text):
@@ -161,9 +189,9 @@ def _address_key(text):
 def _network(text):
     try:
         address = ipaddress.ip_address(text)
+        return ipaddress.ip_network("%s/%d" % (address, NETWORK_PREFIX[address.version]), strict=False)
     except ValueError:
         return None
-    return ipaddress.ip_network("%s/%d" % (address, NETWORK_PREFIX[address.version]), strict=False)
 
 
 def utc(epoch):
@@ -172,35 +200,55 @@ def utc(epoch):
     return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _fail2ban_state(facts):
+def _fail2ban_state(host, facts):
     if facts is None:
         return "unknown"
-    if not facts.get("installed", True):
+    if not check_bool(facts.get("installed", True), "%s: %s: fail2ban.installed" % (NAME, host)):
         return "not installed"
-    return "running" if facts.get("running") else "not running"
+    running = check_bool(facts.get("running", False), "%s: %s: fail2ban.running" % (NAME, host))
+    return "running" if running else "not running"
+
+
+def _banned(host, jail, stats):
+    what = "%s: %s: jail %s banned" % (NAME, host, jail)
+    banned = check_list(stats.get("banned"), what, "a list of addresses", optional=True)
+    return sorted({check_text(ip, "%s[%d]" % (what, index), TEXT_MAX) for index, ip in enumerate(banned)},
+                  key=_address_key)  # fmt: skip
 
 
 def _host_jails(host, facts):
     """{jail: row} from the jail list and the ban records, and the host's records as (jail, ip, time)."""
     jails = {}
-    for name, stats in sorted((facts.get("jails") or {}).items()):
+    stats_by_jail = {
+        check_text(name, "%s: %s: a jail name in fail2ban.jails" % (NAME, host), TEXT_MAX): stats
+        for name, stats in check_mapping(facts.get("jails"), "%s: %s: fail2ban.jails" % (NAME, host),
+                                         optional=True).items()
+    }  # fmt: skip
+    for name, stats in sorted(stats_by_jail.items()):
         if not isinstance(stats, Mapping):
-            raise AnsibleFilterError("ban_report: %s: jail %r must be a dictionary, got %r" % (host, name, stats))
-        banned = sorted({str(ip) for ip in stats.get("banned") or []}, key=_address_key)
-        currently = _count(stats.get("currently_banned"), "%s: jail %s currently_banned" % (host, name))
-        jails[str(name)] = {
-            "jail": str(name),
+            refuse("%s: %s: jail %s" % (NAME, host, _label(name)), "must be a dictionary", stats)
+        label = _label(name)
+        banned = _banned(host, label, stats)
+        currently = _count(stats.get("currently_banned"), "%s: jail %s currently_banned" % (host, label))
+        jails[name] = {
+            "jail": name,
             "currently_banned": len(banned) if currently is None else currently,
             "banned": banned,
             "ban_records": 0,
-            "total_banned": _count(stats.get("total_banned"), "%s: jail %s total_banned" % (host, name)),
+            "total_banned": _count(stats.get("total_banned"), "%s: jail %s total_banned" % (host, label)),
         }
     records = []
-    for record in facts.get("history") or []:
+    history = check_list(facts.get("history"), "%s: %s: fail2ban.history" % (NAME, host), "a list of ban records",
+                         optional=True)  # fmt: skip
+    for index, record in enumerate(history):
+        what = "%s: %s: fail2ban.history[%d]" % (NAME, host, index)
         if not isinstance(record, Mapping) or not record.get("jail") or not record.get("ip"):
-            raise AnsibleFilterError("ban_report: %s: a history record needs jail and ip, got %r" % (host, record))
-        jail, ip = str(record["jail"]), str(record["ip"])
-        when = _count(record.get("timeofban"), "%s: timeofban of %s in jail %s" % (host, ip, jail))
+            refuse("%s: %s: a history record" % (NAME, host), "needs jail and ip", record)
+        jail = check_text(record["jail"], what + ".jail", TEXT_MAX)
+        ip = check_text(record["ip"], what + ".ip", TEXT_MAX)
+        when = record.get("timeofban")
+        if when is not None:
+            when = check_epoch(when, "%s: %s: timeofban of %s in jail %s" % (NAME, host, _label(ip), _label(jail)))
         row = jails.setdefault(
             jail,
             {"jail": jail, "currently_banned": None, "banned": [], "ban_records": 0, "total_banned": None},
@@ -278,32 +326,32 @@ def _render_text(report):
     return "\n".join(lines)
 
 
+@checked_arguments(NAME)
 def ban_report(fleet, top=10):
     """The fleet's ban report (see DOCUMENTATION)."""
     if not isinstance(fleet, Mapping):
-        raise AnsibleFilterError("ban_report: the input must be a dictionary of hosts, got %r" % (fleet,))
-    top = _count(top, "top")
-    if not top:
-        raise AnsibleFilterError("ban_report: top must be a positive number, got %r" % (top,))
+        refuse(NAME + ": the input", "must be a dictionary of hosts", fleet)
+    top = check_count(top, NAME + ": top", minimum=1, expected="must be a positive number")
+    fleet = {check_text(name, NAME + ": a host name", TEXT_MAX): entry for name, entry in fleet.items()}
 
     hosts, addresses, networks = [], {}, {}
-    for name in sorted(fleet, key=str):
-        entry = fleet[name]
+    for host in sorted(fleet):
+        entry, label = fleet[host], _label(host)
         if not isinstance(entry, Mapping):
-            raise AnsibleFilterError("ban_report: host %s must map to a dictionary, got %r" % (name, entry))
+            refuse("%s: host %s" % (NAME, label), "must map to a dictionary", entry)
         facts = entry.get("fail2ban")
         if facts is not None and not isinstance(facts, Mapping):
-            raise AnsibleFilterError("ban_report: %s: fail2ban facts must be a dictionary, got %r" % (name, facts))
-        jails, records = _host_jails(name, facts) if facts else ([], [])
-        host = str(name)
+            refuse("%s: %s: fail2ban facts" % (NAME, label), "must be a dictionary", facts)
+        state = _fail2ban_state(label, facts)
+        jails, records = _host_jails(label, facts) if facts else ([], [])
         hosts.append({
             "host": host,
-            "fail2ban": _fail2ban_state(facts),
+            "fail2ban": state,
             "jails": jails,
             "currently_banned": sum(j["currently_banned"] or 0 for j in jails),
             "ban_records": sum(j["ban_records"] for j in jails),
             "total_banned": sum(j["total_banned"] or 0 for j in jails),
-            "blocklist": _count(entry.get("blocklist"), "%s: blocklist" % name),
+            "blocklist": _count(entry.get("blocklist"), "%s: blocklist" % label),
         })
         for _jail, ip, when in records:
             row = addresses.setdefault(ip, {"address": ip, "bans": 0, "hosts": set(), "last_ban": None})

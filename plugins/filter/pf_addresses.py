@@ -2,7 +2,7 @@
 # Copyright: (c) 2026, pfguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Address filters for the fleet plays: pf_invalid, pf_normalize, pf_overlapping and pf_inside, each
+"""Address filters for the fleet plays: pf_invalid, pf_normalize, pf_overlapping, pf_inside and pf_wide, each
 documented in its own sidecar file (pf_invalid.yml, ...). They parse addresses exactly as
 pfguard.macos.pfctl_table does (the same module_utils), so the controller refuses, matches and records what
 the module would, without netaddr."""
@@ -12,42 +12,64 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.pfguard.macos.plugins.module_utils.pfctl import normalize_addresses, overlaps
+from ansible_collections.pfguard.macos.plugins.module_utils.pfctl import is_wide, normalize_addresses, overlaps
+from ansible_collections.pfguard.macos.plugins.plugin_utils.filter_checks import (
+    checked_arguments,
+    printable,
+    show,
+)
+
+# A refusal names at most this many bad values, then says how many more there are.
+BAD_VALUES_NAMED = 10
+REASON_MAX = 200
 
 
 def _is_list(values):
     return isinstance(values, (list, tuple))
 
 
+def _line(value, reason):
+    """"'value' (reason)": a string shown printable and cut short, anything else shown as Python would."""
+    text = printable(value) if isinstance(value, str) else show(value)
+    return "'%s' (%s)" % (text, printable(reason, REASON_MAX))
+
+
 def _parsed(values, what):
     """{canonical text: (version, network int, prefix)} in input order, or AnsibleFilterError naming the bad values."""
     if not _is_list(values):
-        raise AnsibleFilterError("%s must be a list of addresses, got %r" % (what, values))
+        raise AnsibleFilterError("%s must be a list of addresses, got %s" % (what, show(values)))
     entries, bad = normalize_addresses(list(values))
     if bad:
-        raise AnsibleFilterError("%s: not valid addresses: %s" % (what, "; ".join("'%s' (%s)" % item for item in bad)))
+        named = [_line(*item) for item in bad[:BAD_VALUES_NAMED]]
+        if len(bad) > BAD_VALUES_NAMED:
+            named.append("and %d more" % (len(bad) - BAD_VALUES_NAMED))
+        raise AnsibleFilterError("%s: not valid addresses: %s" % (what, "; ".join(named)))
     return entries
 
 
+@checked_arguments("pf_invalid")
 def pf_invalid(values):
     """A "'value' (reason)" line for every value pfctl_table would refuse as an address; [] when all are valid."""
     if not _is_list(values):
-        return ["%r (not a list)" % (values,)]
-    return ["'%s' (%s)" % item for item in normalize_addresses(list(values))[1]]
+        return ["%s (not a list)" % show(values)]
+    return [_line(*item) for item in normalize_addresses(list(values))[1]]
 
 
+@checked_arguments("pf_normalize")
 def pf_normalize(values):
     """The addresses as pfctl stores them (host bits masked, /32 and /128 dropped, IPv6 compressed),
     duplicates removed, in input order."""
     return list(_parsed(values, "pf_normalize"))
 
 
+@checked_arguments("pf_overlapping")
 def pf_overlapping(values, networks):
     """The addresses (normalised) that share any address with one of `networks`."""
     guards = list(_parsed(networks, "pf_overlapping networks").values())
     return [entry for entry, key in _parsed(values, "pf_overlapping").items() if any(overlaps(key, g) for g in guards)]
 
 
+@checked_arguments("pf_inside")
 def pf_inside(values, networks):
     """The addresses (normalised) that lie entirely inside one of `networks` (equal counts as inside)."""
     containers = list(_parsed(networks, "pf_inside networks").values())
@@ -56,6 +78,13 @@ def pf_inside(values, networks):
         for entry, key in _parsed(values, "pf_inside").items()
         if any(key[2] >= net[2] and overlaps(key, net) for net in containers)
     ]
+
+
+@checked_arguments("pf_wide")
+def pf_wide(values):
+    """The addresses (normalised) that are networks as wide as an IPv4 /8 or an IPv6 /32, or wider: the
+    bans pfguard.macos.pfctl_table refuses without allow_wide_networks."""
+    return [entry for entry, key in _parsed(values, "pf_wide").items() if is_wide(key)]
 
 
 class FilterModule(object):
@@ -67,4 +96,5 @@ class FilterModule(object):
             "pf_normalize": pf_normalize,
             "pf_overlapping": pf_overlapping,
             "pf_inside": pf_inside,
+            "pf_wide": pf_wide,
         }

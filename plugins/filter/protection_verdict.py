@@ -24,26 +24,50 @@ description:
   - Last the LaunchDaemons that keep it all true across time and reboots are loaded, enabled and
     installed.
   - A pure function of the facts it is given; it runs nothing.
+  - A fact that is missing (a key that is absent from the input or from one of its dictionaries) counts as
+    false or empty, which breaks the links that need it, with two exceptions - a missing C(launchd.disabled)
+    means that no job is disabled, and a missing C(sshd_log.probe) (or its C(sent)) means that no test
+    connection was made, so only the age of the newest line is checked. V(null) counts as empty for the four
+    facts C(pf), C(fail2ban), C(launchd) and C(sshd_log), and for C(sshd_log.newest) and C(sshd_log.probe),
+    which M(pfguard.macos.jail_log_facts) returns as V(null) when there is none.
+  - Fails, naming the filter, the argument or fact and the offending value (at most 80 characters of it, with
+    control characters escaped), when anything it reads has another type or shape than the facts modules
+    return - for example a string or V(null) where a list is expected (a string is never taken apart into
+    characters), V(true) or V("yes") where C(pf.enabled) must be V(true) or V(false), or a log line's
+    C(age) that is negative, not a number or NaN - and when O(jails) or O(log_minutes) is invalid. Facts it
+    does not read are not checked, for example C(fail2ban) when O(jails) is empty.
 positional: jails, log_minutes
 options:
   _input:
     description:
       - The host's facts, a dictionary with keys C(pf) (from M(pfguard.macos.pf_facts)), C(fail2ban)
         (from M(pfguard.macos.fail2ban_facts)), C(launchd) and C(sshd_log).
+      - Read from C(pf) are C(enabled) (V(true) or V(false)), C(reachable_anchors) and C(blocking_tables)
+        (lists of strings) and C(rulesets[""]) (a list of strings in the dictionary C(rulesets)); from
+        C(fail2ban) C(installed) and C(running) (V(true) or V(false)) and C(jails) (a dictionary keyed by jail
+        name).
       - C(launchd) has three lists of LaunchDaemon labels, C(loaded) (C(launchctl print system/<label>)
         succeeds), C(disabled) (C(launchctl print-disabled system) says disabled) and C(installed) (its
         plist is in C(/Library/LaunchDaemons)).
       - C(sshd_log) is what M(pfguard.macos.jail_log_facts) returns for the C(sshd) jail's log; missing or
-        empty when it was not checked, which fails the log link when C(sshd) is expected.
+        empty when it was not checked, which fails the log link when C(sshd) is expected. Read from it are
+        C(newest.age) (seconds, an integer or float from 0 to 1000000000, or V(null) when there is no line) and
+        C(probe.sent), C(probe.seen) (V(true) or V(false)) and C(probe.wait) (seconds, or V(null)).
     type: dict
     required: true
   jails:
-    description: The fail2ban jails that must be running; an empty list skips every fail2ban link.
+    description:
+      - The fail2ban jails that must be running; an empty list skips every fail2ban link.
+      - Each is a jail name of at most 64 printable characters without spaces. A string instead of a list, or
+        V(null), is refused (not taken as one jail per character, nor as no jails).
     type: list
     elements: str
     default: [sshd]
   log_minutes:
-    description: The newest sshd line in the jail's log must be at most this many minutes old.
+    description:
+      - The newest sshd line in the jail's log must be at most this many minutes old.
+      - A whole number from 1 to 525600 (a year), or a string of ASCII digits; V(true) and V(false), fractions and
+        digits of other scripts are refused.
     type: int
     default: 10
 """
@@ -68,8 +92,17 @@ _value:
 """
 
 import re
+from collections.abc import Mapping
 
-from ansible.errors import AnsibleFilterError
+from ansible_collections.pfguard.macos.plugins.plugin_utils.filter_checks import (
+    check_bool,
+    check_count,
+    check_list,
+    check_mapping,
+    check_text,
+    checked_arguments,
+    refuse,
+)
 
 PROTECTED = "protected"
 PF_ANCHOR = "pfguard"
@@ -85,46 +118,82 @@ LAUNCHD_DUTIES = {
 }
 # `pfctl -s rules` prints the main ruleset's call of fail2ban's anchors as `anchor "f2b/*" all`.
 F2B_ANCHOR_CALL = re.compile(r'^anchor "f2b/\*"(\s|$)')
+NAME = "protection_verdict"
+LOG_MINUTES_MAX = 525600  # a year: a longer window checks nothing
+JAIL_NAME_MAX = 64
+# Seconds: a log line's age or the probe's wait beyond this (about 31 years) is not a measurement.
+SECONDS_MAX = 10**9
 
 
 def _mapping(facts, key):
-    value = facts.get(key)
+    """One of the four facts: a dictionary; missing or null is empty."""
+    return check_mapping(facts.get(key), "%s: %s" % (NAME, key), optional=True)
+
+
+def _flag(facts, path, key):
+    """A true/false fact; missing is false."""
+    return check_bool(facts.get(key, False), "%s: %s.%s" % (NAME, path, key))
+
+
+def _strings(facts, path, key, what=None):
+    """A list of strings fact; missing is empty. The strings are only compared, never shown."""
+    what = "%s: %s" % (NAME, what or "%s.%s" % (path, key))
+    values = check_list(facts.get(key, []), what, "a list of strings")
+    for index, value in enumerate(values):
+        if not isinstance(value, str):
+            refuse("%s[%d]" % (what, index), "must be a string", value)
+    return values
+
+
+def _seconds(value, what):
+    """A duration in seconds (int or float, not negative, finite), or None."""
     if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise AnsibleFilterError("protection_verdict: %s must be a dictionary, got %r" % (key, value))
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        refuse(what, "must be a number of seconds", value)
+    if not 0 <= value <= SECONDS_MAX:  # also refuses NaN, which compares false
+        refuse(what, "must be a number of seconds from 0 to %d" % SECONDS_MAX, value)
     return value
 
 
-def _positive_int(value, name):
-    text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
-        raise AnsibleFilterError("protection_verdict: %s must be a positive integer, got %r" % (name, value))
-    return int(text)
+def _log_minutes(value):
+    return check_count(value, "%s: log_minutes" % NAME, minimum=1, maximum=LOG_MINUTES_MAX,
+                       expected="must be a positive integer")  # fmt: skip
+
+
+def _jails(jails):
+    what = "%s: jails" % NAME
+    values = check_list(jails, what, "a list of jail names")
+    for index, jail in enumerate(values):
+        name = check_text(jail, "%s[%d]" % (what, index), max_length=JAIL_NAME_MAX)
+        if any(char.isspace() for char in name):
+            refuse("%s[%d]" % (what, index), "must be a jail name without spaces", jail)
+    return values
 
 
 def _pf_links(pf):
-    if not pf.get("enabled"):
+    if not _flag(pf, "pf", "enabled"):
         yield "PF is disabled"
-    if PF_ANCHOR not in pf.get("reachable_anchors", []):
+    if PF_ANCHOR not in _strings(pf, "pf", "reachable_anchors"):
         yield "anchor %s is not referenced from the main ruleset" % PF_ANCHOR
-    if "%s:%s" % (PF_ANCHOR, PF_BLOCKLIST) not in pf.get("blocking_tables", []):
+    if "%s:%s" % (PF_ANCHOR, PF_BLOCKLIST) not in _strings(pf, "pf", "blocking_tables"):
         yield "table %s is not referenced by any block rule" % PF_BLOCKLIST
 
 
 def _fail2ban_links(pf, fail2ban, sshd_log, jails, log_minutes):
-    main_rules = pf.get("rulesets", {}).get("", [])
+    rulesets = check_mapping(pf.get("rulesets", {}), "%s: pf.rulesets" % NAME)
+    main_rules = _strings(rulesets, "pf.rulesets", "", 'pf.rulesets[""]')
     if not any(F2B_ANCHOR_CALL.match(rule) for rule in main_rules):
         yield "anchor f2b/* is not referenced from the main ruleset"
-    if not fail2ban.get("installed"):
+    if not _flag(fail2ban, "fail2ban", "installed"):
         yield "fail2ban is not installed"
-    if not fail2ban.get("running"):
+    if not _flag(fail2ban, "fail2ban", "running"):
         yield "fail2ban is not running"
-    running_jails = fail2ban.get("jails") or {}
+    running_jails = check_mapping(fail2ban.get("jails", {}), "%s: fail2ban.jails" % NAME)
     for jail in jails:
         if jail not in running_jails:
             yield "jail %s is not running in fail2ban" % jail
-    blocking = pf.get("blocking_tables", [])
+    blocking = _strings(pf, "pf", "blocking_tables")
     for jail in jails:
         if "f2b/%s:f2b-%s" % (jail, jail) not in blocking:
             yield "table f2b-%s is not referenced by any block rule" % jail
@@ -133,33 +202,37 @@ def _fail2ban_links(pf, fail2ban, sshd_log, jails, log_minutes):
 
 
 def _log_links(sshd_log, log_minutes):
-    newest = sshd_log.get("newest") or {}
-    age = newest.get("age")
+    newest = check_mapping(sshd_log.get("newest"), "%s: sshd_log.newest" % NAME, optional=True)
+    age = _seconds(newest.get("age"), "%s: sshd_log.newest.age" % NAME)
     if age is None or age > log_minutes * 60:
         yield "no sshd line reached the jail's log in the last %d minutes" % log_minutes
-    probe = sshd_log.get("probe") or {}
-    if probe.get("sent") and not probe.get("seen"):
-        yield "sshd's line for the doctor's test connection did not reach the jail's log within %s s" % probe.get(
-            "wait"
+    probe = check_mapping(sshd_log.get("probe"), "%s: sshd_log.probe" % NAME, optional=True)
+    if _flag(probe, "sshd_log.probe", "sent") and not _flag(probe, "sshd_log.probe", "seen"):
+        wait = _seconds(probe.get("wait"), "%s: sshd_log.probe.wait" % NAME)
+        yield "sshd's line for the doctor's test connection did not reach the jail's log%s" % (
+            "" if wait is None else " within %s s" % wait
         )
 
 
 def _launchd_links(launchd, labels):
+    loaded = _strings(launchd, "launchd", "loaded")
+    disabled = _strings(launchd, "launchd", "disabled")
+    installed = _strings(launchd, "launchd", "installed")
     for label in labels:
-        if label not in launchd.get("loaded", []):
+        if label not in loaded:
             yield "launchd job %s is not loaded: %s" % (label, LAUNCHD_DUTIES[label])
-        if label in launchd.get("disabled", []):
+        if label in disabled:
             yield "launchd job %s is disabled: it will not start after a reboot" % label
-        if label not in launchd.get("installed", []):
+        if label not in installed:
             yield "launchd job %s has no plist in /Library/LaunchDaemons: it will not start after a reboot" % label
 
 
 def broken_links(facts, jails=("sshd",), log_minutes=10):
     """Every broken link of the chain, in chain order (empty when protected)."""
-    if not isinstance(facts, dict):
-        raise AnsibleFilterError("protection_verdict: expected a dictionary of facts, got %r" % (facts,))
-    log_minutes = _positive_int(log_minutes, "log_minutes")
-    jails = list(jails or [])
+    if not isinstance(facts, Mapping):
+        refuse(NAME + ":", "expected a dictionary of facts as the input", facts)
+    log_minutes = _log_minutes(log_minutes)
+    jails = _jails(jails)
     pf = _mapping(facts, "pf")
     links = list(_pf_links(pf))
     labels = [PF_LABEL]
@@ -171,6 +244,7 @@ def broken_links(facts, jails=("sshd",), log_minutes=10):
     return links
 
 
+@checked_arguments(NAME)
 def protection_verdict(facts, jails=("sshd",), log_minutes=10):
     """`protected`, or the first broken link of the chain."""
     links = broken_links(facts, jails, log_minutes)

@@ -12,7 +12,13 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.pfguard.macos.plugins.module_utils.pfctl import Pfctl, PfctlError, meaningful_stderr
+from ansible_collections.pfguard.macos.plugins.module_utils.bounded_command import DEFAULT_COMMAND_TIMEOUT
+from ansible_collections.pfguard.macos.plugins.module_utils.pfctl import (
+    Pfctl,
+    PfctlError,
+    meaningful_stderr,
+    output_line,
+)
 
 MAIN = ""
 # PF_ANCHOR_STACK_MAX: PF does not step deeper than this into anchors.
@@ -21,6 +27,11 @@ RESERVED_ANCHOR = "_pf"
 
 _STATUS_RE = re.compile(r"^Status: (.*?)\s*(?:Debug: \S+)?$")
 _TOKEN_RE = re.compile(r"^(\d+)\s+(.*?)\s+(\d+)\s+(\d+ days \d+:\d\d:\d\d)$")
+_TOKEN_HEADER_RE = re.compile(r"^PID\s+Process Name\s+TOKEN\s+TIMESTAMP$")
+_RULE_START_RE = re.compile(r"^(?:@\d+ )?[a-z]")
+# `-s Tables -v` flags: c(onst) p(ersist) a(ctive) i(nactive) r(eferenced) h(referenced by anchor).
+_TABLE_FLAGS_RE = re.compile(r"^[c-][p-][a-][i-][r-][h-]$")
+_TABLE_DETAIL_RE = re.compile(r"^\t[A-Za-z/]+:")
 # `anchor "name" ...` names the anchor; a bare `anchor ...` is a brace (`_N`) anchor (pfctl print_rule).
 _ANCHOR_CALL_RE = re.compile(r'^anchor(?: "([^"]*)")?(?= |$)')
 _QUOTED_RE = re.compile(r'"[^"]*"')
@@ -32,14 +43,41 @@ _VANISHED_ANCHOR = ("pfctl: DIOCGETRULES: Invalid argument", "pfctl: Anchor or R
 
 
 # ---------------------------------------------------------------------------- parsers
+# Each parser raises ValueError with the first line that is not in the format pfctl prints; the
+# reader turns it into a failed task naming the command and the line. Names and rules are reported
+# with escape() applied, so a control character in an anchor or table name cannot corrupt the facts.
+
+
+def escape(text):
+    """`text` with everything but printable ASCII escaped: a backslash as `\\\\`, other characters
+    as `\\xNN` or `\\uNNNN` (a name pfctl printed with a control or non-ASCII character)."""
+    if all(" " <= char <= "~" and char != "\\" for char in text):
+        return text
+    out = []
+    for char in text:
+        if " " <= char <= "~" and char != "\\":
+            out.append(char)
+        elif char == "\\":
+            out.append("\\\\")
+        elif ord(char) < 0x100:
+            out.append("\\x%02x" % ord(char))
+        else:
+            out.append("\\u%04x" % ord(char) if ord(char) < 0x10000 else "\\U%08x" % ord(char))
+    return "".join(out)
+
+
+def _lines(stdout):
+    # split("\n"), not splitlines(): pfctl ends lines with \n only, and a \r, \x1c or \x85 inside a
+    # name must not start a new line.
+    return stdout.split("\n")
 
 
 def parse_status(stdout):
     """(enabled, status text) from `pfctl -s info`'s first line: `Status: Enabled for 0 days 00:03:10`."""
-    for line in stdout.splitlines():
+    for line in _lines(stdout):
         match = _STATUS_RE.match(line.strip())
         if match:
-            status = match.group(1).strip()
+            status = escape(match.group(1).strip())
             return status.startswith("Enabled"), status
     raise ValueError("no 'Status:' line in pfctl -s info output")
 
@@ -47,40 +85,57 @@ def parse_status(stdout):
 def parse_references(stdout):
     """Enable tokens from `pfctl -s References`; [] for `No pf starter references held`."""
     tokens = []
-    for line in stdout.splitlines():
-        match = _TOKEN_RE.match(line.strip())
-        if match:
-            pid, process, token, age = match.groups()
-            tokens.append(dict(pid=int(pid), process=process, token=token, age=age))
+    for line in _lines(stdout):
+        text = line.strip()
+        if not text or text in ("No pf starter references held", "TOKENS:") or _TOKEN_HEADER_RE.match(text):
+            continue
+        match = _TOKEN_RE.match(text)
+        if not match:
+            raise ValueError(line)
+        pid, process, token, age = match.groups()
+        tokens.append(dict(pid=int(pid), process=escape(process), token=token, age=age))
     return tokens
 
 
 def parse_anchors(stdout):
-    """Anchor paths from `pfctl -v -s Anchors` (one `  path` per line), without PF's reserved `_pf`."""
+    """Anchor paths from `pfctl -v -s Anchors` (one `  path` per line), without PF's reserved `_pf`,
+    exactly as printed (see escape() and queryable() before using one)."""
     anchors = []
-    for line in stdout.splitlines():
-        path = line.strip()
-        if path and path.rpartition("/")[2] != RESERVED_ANCHOR:
+    for line in _lines(stdout):
+        if not line:
+            continue
+        path = line[2:]
+        if line[:2] != "  " or not path.strip():
+            raise ValueError(line)
+        if path.rpartition("/")[2] != RESERVED_ANCHOR:
             anchors.append(path)
     return anchors
 
 
+def queryable(name):
+    """Whether a name pfctl printed can be given back to pfctl as it is: printable ASCII only (a name
+    with a control or non-ASCII character may have been mangled by decoding, or by a newline)."""
+    return escape(name) == name
+
+
 def parse_rules(stdout):
-    """Top-level filter rules of `pfctl -a A -s rules`, as printed, in order. Scrub rules are not
-    filter rules; the rules pfctl prints inside the braces of a brace (`_N`) anchor belong to that
-    anchor, so only the opening line (without ` {`) is kept."""
+    """Top-level filter rules of `pfctl -a A -s rules`, as printed (escaped), in order. Scrub rules are
+    not filter rules; the rules pfctl prints inside the braces of a brace (`_N`) anchor belong to that
+    anchor, so only the opening line (without ` {`) is kept. A rule starts with a lowercase keyword."""
     rules = []
     depth = 0
-    for line in stdout.splitlines():
+    for line in _lines(stdout):
         text = line.strip()
         if not text:
             continue
         if text == "}":
             depth = max(depth - 1, 0)
             continue
+        if not _RULE_START_RE.match(text):
+            raise ValueError(line)
         opens = text.endswith(" {")
         if depth == 0 and not text.startswith(("scrub ", "scrub-anchor ")):
-            rules.append(text[:-2] if opens else text)
+            rules.append(escape(text[:-2] if opens else text))
         if opens:
             depth += 1
     return rules
@@ -88,20 +143,27 @@ def parse_rules(stdout):
 
 def parse_tables(stdout, anchor):
     """Tables of `pfctl [-a A] -vv -s Tables`: [{anchor, name, count}], active ones only. The header
-    line is `flags<TAB>name[<TAB>anchor]`; its anchor column, when present, wins over `anchor`."""
+    line is `flags<TAB>name[<TAB>anchor]`; its anchor column, when present, wins over `anchor`. Names
+    are escaped; the detail lines are tab-indented `Label: value` lines."""
     tables = []
-    for line in stdout.splitlines():
+    current = None
+    for line in _lines(stdout):
         if not line.strip():
             continue
         if not line[0].isspace():
             fields = line.split("\t")
             flags = fields[0]
-            if len(fields) < 2 or len(flags) != 6 or flags[2] != "a":
+            if len(fields) not in (2, 3) or not _TABLE_FLAGS_RE.match(flags) or not fields[1]:
+                raise ValueError(line)
+            if flags[2] != "a":
                 current = None
                 continue
-            current = dict(anchor=fields[2].strip() if len(fields) > 2 else anchor, name=fields[1].strip(), count=0)
+            owner = escape(fields[2]) if len(fields) > 2 else anchor
+            current = dict(anchor=owner, name=escape(fields[1]), count=0)
             tables.append(current)
             continue
+        if not _TABLE_DETAIL_RE.match(line):
+            raise ValueError(line)
         match = _ADDRESSES_RE.match(line)
         if match and current is not None:
             current["count"] = int(match.group(1))
@@ -216,37 +278,57 @@ def blocking_tables(rulesets, reachable, tables):
 
 class PfReader(Pfctl):
     """The show commands pf_facts runs; -q keeps pfctl's ALTQ lines off stderr, so whatever is left
-    there is an error (-s ignores errors in its exit code, pfctl-macos.md §1)."""
+    there is an error (-s ignores errors in its exit code, pfctl(8) on macOS). Every command has the
+    time limit of Pfctl; `warnings` collects what the facts could not cover."""
+
+    def __init__(self, module, path, timeout=DEFAULT_COMMAND_TIMEOUT):
+        super(PfReader, self).__init__(module, path, timeout)
+        self.warnings = []
 
     def listing(self, what, anchor=MAIN, verbose=0, tolerate=()):
         args = ["-q"] + ["-v"] * verbose + (["-a", anchor] if anchor else []) + ["-s", what]
         cmd, rc, stdout, stderr = self._run(args)
         problem = meaningful_stderr(stderr).strip()
         if problem and problem in tolerate:
-            return None
+            return None, cmd
         if rc != 0 or problem:
+            raise PfctlError("%s failed: %s" % (" ".join(cmd), problem or "exit %d" % rc), cmd, rc, stdout, stderr)
+        return stdout, cmd
+
+    def parsed(self, parser, what, *args, **kwargs):
+        """parser(stdout, *extra) of `pfctl ... -s what`; a line the parser refuses fails naming it."""
+        extra = kwargs.pop("extra", ())
+        stdout, cmd = self.listing(what, *args, **kwargs)
+        try:
+            return parser(stdout or "", *extra)
+        except ValueError as exc:
             raise PfctlError(
-                "%s failed: %s" % (" ".join(cmd), problem or "exit %d" % rc), cmd, rc, stdout, stderr
-            )
-        return stdout
+                "%s printed a line pf_facts cannot read: %s" % (" ".join(cmd), output_line(str(exc))),
+                cmd,
+                0,
+                stdout,
+                "",
+            ) from None
 
     def facts(self):
         """ansible_facts.pf (see the pf_facts module's RETURN)."""
-        info = self.listing("info")
-        try:
-            enabled, status = parse_status(info)
-        except ValueError as exc:
-            raise PfctlError(str(exc), [self.path, "-q", "-s", "info"], 0, info, "") from None
-        tokens = parse_references(self.listing("References"))
-        anchors = parse_anchors(self.listing("Anchors", verbose=1))
+        enabled, status = self.parsed(parse_status, "info")
+        tokens = self.parsed(parse_references, "References")
+        printed = self.parsed(parse_anchors, "Anchors", verbose=1)
+        anchors = [escape(name) for name in printed]
+        odd = [escape(name) for name in printed if not queryable(name)]
+        if odd:
+            self.warnings.append(
+                "pfctl lists anchors whose names hold control or non-ASCII characters, shown escaped: %s; "
+                "their rules and tables were not read" % ", ".join(odd)
+            )
         rulesets = {}
         tables = []
-        for anchor in [MAIN] + anchors:
+        for anchor in [MAIN] + [name for name in printed if queryable(name)]:
             tolerate = _VANISHED_ANCHOR if anchor else ()
-            rules = self.listing("rules", anchor, tolerate=tolerate)
-            rulesets[anchor] = parse_rules(rules or "")
-            shown = self.listing("Tables", anchor, verbose=2, tolerate=tolerate)
-            for table in parse_tables(shown or "", anchor):
+            rulesets[anchor] = self.parsed(parse_rules, "rules", anchor, tolerate=tolerate)
+            shown = self.parsed(parse_tables, "Tables", anchor, verbose=2, tolerate=tolerate, extra=(anchor,))
+            for table in shown:
                 if not any(t["anchor"] == table["anchor"] and t["name"] == table["name"] for t in tables):
                     tables.append(table)
         reachable = reachable_anchors(rulesets, anchors)

@@ -22,9 +22,12 @@ description:
     compressed), both in the request and in the files, so C(10.1.2.3/8) and C(10.0.0.0/8) are the same entry.
   - macOS Server was discontinued in April 2022 (last release 5.12.2, Monterey only); C(afctl) does not exist
     on client macOS. The task fails when O(afctl_path) is missing; roles decide whether to skip such hosts.
+  - Every option is checked before the first afctl call, and every file is read before it too, so a bad
+    value or an unsafe file fails the task with an error naming it and nothing is changed.
 author:
   - pfguard developers (@pfguard)
 extends_documentation_fragment:
+  - pfguard.macos.command_timeout
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -42,6 +45,7 @@ options:
       - IPv4 or IPv6 hosts or CIDR networks for the whitelist. Adaptive Firewall never blocks them.
       - Hostnames, interface names, C(!) negation and malformed values are refused with an error naming each
         bad value; nothing is changed then.
+      - At most 1024 entries.
       - When omitted the whitelist is not touched, whatever O(whitelist_state) says.
     type: list
     elements: str
@@ -58,6 +62,7 @@ options:
     description:
       - Addresses to take off the blacklist (and out of the PF table C(blockedHosts)) with C(afctl -r).
       - Only addresses the blacklist file actually lists are passed to afctl, in the form the file holds them.
+      - At most 1024 entries.
     type: list
     elements: str
     default: []
@@ -72,17 +77,20 @@ options:
   block_time:
     description:
       - Minutes a blocked host stays blocked (C(afctl -H)); compared with C(default_timeout) in af.plist.
+      - 1 to 2147483647.
       - When omitted the block time is not touched.
     type: int
   threshold:
     description:
       - Failed authentications before a host is blocked (C(afctl -T)); compared with C(hostBlockThreshold) in
         emond's C(AdaptiveFirewall.plist).
+      - 1 to 2147483647.
       - When omitted the threshold is not touched.
     type: int
   afctl_path:
     description:
-      - Path of afctl. On OS X 10.6 and 10.7 it was C(/usr/libexec/afctl).
+      - Absolute path of afctl. On OS X 10.6 and 10.7 it was C(/usr/libexec/afctl), a symbolic link to
+        the AdaptiveFirewall bundle's afctl; what it leads to must be an executable regular file.
     type: path
     default: /Applications/Server.app/Contents/ServerRoot/usr/libexec/afctl
   whitelist_file:
@@ -113,6 +121,15 @@ options:
     default: /var/run/af_state
 notes:
   - Runs afctl with C(LANG=C). afctl must run as root.
+  - Each afctl call is killed after O(command_timeout) seconds (or when it prints more than 1 MiB) and the
+    task fails naming the call; the calls made before it are listed in C(commands).
+  - The file options must be absolute paths without control characters. Each file is read only if it is
+    a regular file, never through a symbolic link, and at most 1 MiB of it; a symbolic link, directory,
+    FIFO, device or larger file fails the task naming the option and the path. A missing file is empty
+    (the whitelist and blacklist) or unknown (the property lists).
+  - A whitelist or blacklist line that is not UTF-8 text, holds control characters or starts with C(-)
+    fails the task naming the file and the line, as the module would otherwise pass it to C(afctl -x) or
+    C(afctl -r).
   - The blacklist line format and the af_state format are not documented by Apple; the module reads the first
     word of each line and a property list with an C(enabled) boolean, and verifies every whitelist and
     blacklist change by reading the file again.
@@ -197,7 +214,18 @@ import os
 import plistlib
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.pfguard.macos.plugins.module_utils.bounded_command import (
+    COMMAND_TIMEOUT_ARGUMENT_SPEC,
+    CommandError,
+    check_command_timeout,
+    run_bounded,
+)
 from ansible_collections.pfguard.macos.plugins.module_utils.pfctl import normalize_address, normalize_addresses
+from ansible_collections.pfguard.macos.plugins.module_utils.safe_files import (
+    UnsafePath,
+    check_path_text,
+    read_bounded,
+)
 
 # afctl's messages are returned to the user and must not depend on the controller's locale.
 AFCTL_ENV = {"LANG": "C", "LC_ALL": "C", "LANGUAGE": "C"}
@@ -205,6 +233,17 @@ AFCTL_SUFFIX = "/usr/libexec/afctl"
 DEFAULT_SERVER_ROOT = "/Applications/Server.app/Contents/ServerRoot"
 LEGACY_SETTINGS_FILE = "/etc/af.plist"  # OS X 10.6/10.7 Server, and where krypted.com finds it
 SETTINGS = ("state", "block_time", "threshold")
+PATH_OPTIONS = ("afctl_path", "whitelist_file", "blacklist_file", "settings_file", "threshold_file", "af_state_file")
+# afctl's files are a few KiB; more than this is not a file afctl wrote.
+READ_LIMIT = 1024 * 1024
+# What afctl prints is a line or two; more is a runaway command.
+OUTPUT_LIMIT = 1024 * 1024
+# One afctl call per entry: more than this is a mistake (a whole feed), not a whitelist.
+MAX_ENTRIES = 1024
+# afctl parses -H and -T into a C int.
+INT_MAX = 2147483647
+# Nesting deeper than this in emond's rule file is not a rule file.
+MAX_PLIST_DEPTH = 32
 
 
 class AfctlFailure(Exception):
@@ -230,19 +269,39 @@ def default_settings_file(root):
     return candidate
 
 
-def read_address_lines(path):
-    """Entries of a whitelist/blacklist file: first word of each line, blank lines and comments skipped.
-    A missing file is an empty list (afctl creates it on the first change)."""
+def read_file(option, path):
+    """Bytes of a regular file (None when missing), or AfctlFailure naming the option and the path."""
     try:
-        with open(path, "r") as handle:
-            lines = handle.read().splitlines()
-    except (IOError, OSError) as exc:
-        if not os.path.exists(path):
-            return []
-        raise AfctlFailure(msg="cannot read %s: %s" % (path, exc)) from None
+        return read_bounded(path, READ_LIMIT, option)
+    except UnsafePath as exc:
+        raise AfctlFailure(msg=str(exc)) from None
+
+
+def read_address_lines(option, path):
+    """Entries of a whitelist/blacklist file: first word of each line, blank lines and comments skipped.
+    A missing file is an empty list (afctl creates it on the first change). Entries are passed to afctl
+    verbatim, so a line that is not clean text fails naming it."""
+    data = read_file(option, path)
+    if data is None:
+        return []
     entries = []
-    for line in lines:
-        words = line.split()
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            line = None
+        words = line.split() if line is not None else []
+        problem = None
+        if line is None:
+            problem = "is not UTF-8 text"
+        elif any(ord(char) < 32 and char not in "\t\r" or ord(char) == 127 for char in line):
+            problem = "holds a control character"
+        elif words and words[0].startswith("-"):
+            problem = "starts with '-', which afctl would read as an option"
+        if problem:
+            raise AfctlFailure(
+                msg="%s %s line %d %s: %r" % (option, path, number, problem, raw.decode("utf-8", "replace"))
+            )
         if words and not words[0].startswith("#"):
             entries.append(words[0])
     return entries
@@ -256,31 +315,34 @@ def canonical(entry):
         return None
 
 
-def read_plist(path):
-    """Parsed property list (XML or binary), or None when missing or unreadable."""
-    if not path:
+def read_plist(option, path):
+    """Parsed property list (XML or binary), or None when missing or malformed; AfctlFailure when the
+    path is not a regular file (a FIFO or /dev/zero would never end)."""
+    data = read_file(option, path)
+    if data is None:
         return None
     try:
-        with open(path, "rb") as handle:
-            return plistlib.load(handle)
-    except Exception:  # plistlib raises several types for malformed files; unreadable means "unknown"
+        return plistlib.loads(data)
+    except Exception:  # plistlib raises several types for malformed files; malformed means "unknown"
         return None
 
 
 def find_key(data, key):
-    """First value of `key` in nested dicts/lists (emond rule files are arrays of rule dicts)."""
-    if isinstance(data, dict):
-        if key in data:
-            return data[key]
-        children = list(data.values())
-    elif isinstance(data, list):
-        children = data
-    else:
-        return None
-    for child in children:
-        found = find_key(child, key)
-        if found is not None:
-            return found
+    """First value of `key` in nested dicts/lists (emond rule files are arrays of rule dicts), depth
+    first in file order, looking at most MAX_PLIST_DEPTH levels deep (no recursion to run out of)."""
+    stack = [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            if node.get(key) is not None:
+                return node[key]
+            children = list(node.values())
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth < MAX_PLIST_DEPTH:
+            stack.extend((child, depth + 1) for child in reversed(children))
     return None
 
 
@@ -289,17 +351,19 @@ def as_int(value):
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
+        return value if -INT_MAX - 1 <= value <= INT_MAX else None
+    text = value.strip() if isinstance(value, str) else ""
+    digits = text[1:] if text[:1] in "+-" else text
+    if not (digits.isdigit() and digits.isascii() and len(digits) <= 10):
         return None
+    number = int(text)
+    return number if -INT_MAX - 1 <= number <= INT_MAX else None
 
 
 def read_settings(paths):
-    settings = read_plist(paths["settings_file"])
+    settings = read_plist("settings_file", paths["settings_file"])
     settings = settings if isinstance(settings, dict) else {}
-    af_state = read_plist(paths["af_state_file"])
+    af_state = read_plist("af_state_file", paths["af_state_file"])
     enabled = af_state.get("enabled") if isinstance(af_state, dict) else None
     if isinstance(enabled, bool):
         state = "enabled" if enabled else "disabled"
@@ -309,7 +373,7 @@ def read_settings(paths):
     return dict(
         state=state,
         block_time=as_int(settings.get("default_timeout")),
-        threshold=as_int(find_key(read_plist(paths["threshold_file"]), "hostBlockThreshold")),
+        threshold=as_int(find_key(read_plist("threshold_file", paths["threshold_file"]), "hostBlockThreshold")),
     )
 
 
@@ -337,11 +401,12 @@ def render(whitelist, settings, heading):
 
 
 class Afctl(object):
-    """Runs afctl through the module, one flag per call, and records every command."""
+    """Runs afctl, one flag per call, each bounded by `timeout` seconds, and records every command."""
 
-    def __init__(self, module, path):
+    def __init__(self, module, path, timeout):
         self.module = module
         self.path = path
+        self.timeout = timeout
         self.commands = []
 
     def run(self, flag, value=None):
@@ -349,46 +414,70 @@ class Afctl(object):
         self.commands.append(cmd)
         if self.module.check_mode:
             return
-        rc, stdout, stderr = self.module.run_command(cmd, environ_update=AFCTL_ENV)
+        try:
+            rc, stdout, stderr = run_bounded(cmd, self.timeout, environ_update=AFCTL_ENV, output_limit=OUTPUT_LIMIT)
+        except CommandError as exc:
+            raise AfctlFailure(**exc.result()) from None
         if rc != 0:
             raise AfctlFailure(
                 msg="%s failed: %s" % (" ".join(cmd[1:]), stderr.strip() or stdout.strip() or "exit %d" % rc),
                 cmd=cmd, rc=rc, stdout=stdout, stderr=stderr,
-            )
+            )  # fmt: skip
 
 
 def verify_lists(params, added, removed, unblocked):
     """afctl exits 0 even if it kept its lists elsewhere; a change the files do not show would repeat on
     every run, so say which file option is wrong."""
-    whitelist = set(canonical(e) for e in read_address_lines(params["whitelist_file"]))
-    blacklist = read_address_lines(params["blacklist_file"])
+    whitelist = set(canonical(e) for e in read_address_lines("whitelist_file", params["whitelist_file"]))
+    blacklist = read_address_lines("blacklist_file", params["blacklist_file"])
     problems = ["afctl -w %s ran but %s does not list it" % (e, params["whitelist_file"])
-                for e in added if e not in whitelist]
+                for e in added if e not in whitelist]  # fmt: skip
     problems += ["afctl -x %s ran but %s still lists it" % (e, params["whitelist_file"])
-                 for e in removed if canonical(e) in whitelist]
+                 for e in removed if canonical(e) in whitelist]  # fmt: skip
     problems += ["afctl -r %s ran but %s still lists it" % (e, params["blacklist_file"])
-                 for e in unblocked if e in blacklist]
+                 for e in unblocked if e in blacklist]  # fmt: skip
     if problems:
         raise AfctlFailure(msg="; ".join(problems) + " (check whitelist_file/blacklist_file)")
 
 
-def check_input(module, params):
-    wanted, bad = normalize_addresses(params["whitelist"] or [])
-    unblock, bad_unblock = normalize_addresses(params["unblock"])
-    errors = ["whitelist '%s' (%s)" % item for item in bad] + ["unblock '%s' (%s)" % item for item in bad_unblock]
-    for name in ("block_time", "threshold"):
-        if params[name] is not None and params[name] < 1:
-            errors.append("%s must be at least 1, got %d" % (name, params[name]))
+def check_paths(module, params):
+    """Every path option absolute and free of control characters; afctl an executable regular file
+    (a symbolic link to one is fine: 10.6/10.7's /usr/libexec/afctl is one)."""
+    errors = []
+    for name in PATH_OPTIONS:
+        if params[name] is not None:
+            try:
+                check_path_text(params[name], name)
+            except UnsafePath as exc:
+                errors.append(str(exc))
     if errors:
-        module.fail_json(
-            msg="Invalid afctl arguments: %s" % "; ".join(errors),
-            invalid=[value for value, _reason in bad + bad_unblock],
-        )
+        module.fail_json(msg="Invalid afctl arguments: %s" % "; ".join(errors))
     if not (os.path.isfile(params["afctl_path"]) and os.access(params["afctl_path"], os.X_OK)):
         module.fail_json(
             msg="afctl not found or not executable at %s: Adaptive Firewall needs macOS Server (Server.app), "
             "which was discontinued in 2022 and does not exist on client macOS" % params["afctl_path"]
         )
+
+
+def check_input(module, params):
+    errors = []
+    for name in ("whitelist", "unblock"):
+        if params[name] is not None and len(params[name]) > MAX_ENTRIES:
+            errors.append("%s has %d entries, at most %d are accepted" % (name, len(params[name]), MAX_ENTRIES))
+    if errors:
+        module.fail_json(msg="Invalid afctl arguments: %s" % "; ".join(errors))
+    wanted, bad = normalize_addresses(params["whitelist"] or [])
+    unblock, bad_unblock = normalize_addresses(params["unblock"])
+    errors = ["whitelist '%s' (%s)" % item for item in bad] + ["unblock '%s' (%s)" % item for item in bad_unblock]
+    for name in ("block_time", "threshold"):
+        if params[name] is not None and not 1 <= params[name] <= INT_MAX:
+            errors.append("%s must be 1 to %d, got %d" % (name, INT_MAX, params[name]))
+    if errors:
+        module.fail_json(
+            msg="Invalid afctl arguments: %s" % "; ".join(errors),
+            invalid=[value for value, _reason in bad + bad_unblock],
+        )
+    check_paths(module, params)
     return list(wanted), set(unblock)
 
 
@@ -407,10 +496,12 @@ def run_module():
             settings_file=dict(type="path"),
             threshold_file=dict(type="path"),
             af_state_file=dict(type="path", default="/var/run/af_state"),
+            **COMMAND_TIMEOUT_ARGUMENT_SPEC
         ),
         supports_check_mode=True,
     )
     params = module.params
+    timeout = check_command_timeout(module)
     wanted, unblock = check_input(module, params)
     root = server_root(params["afctl_path"])
     paths = dict(
@@ -418,15 +509,17 @@ def run_module():
         threshold_file=params["threshold_file"] or root + "/private/etc/emond.d/rules/AdaptiveFirewall.plist",
         af_state_file=params["af_state_file"],
     )
-    afctl = Afctl(module, params["afctl_path"])
+    afctl = Afctl(module, params["afctl_path"], timeout)
     result = dict(changed=False, wanted=wanted, added=[], removed=[], unblocked=[], commands=afctl.commands)
     try:
-        whitelist = read_address_lines(params["whitelist_file"])
+        # Everything is read (and every file checked) before the first afctl call.
+        whitelist = read_address_lines("whitelist_file", params["whitelist_file"])
+        blacklist = read_address_lines("blacklist_file", params["blacklist_file"])
         before = read_settings(paths)
         to_add, to_remove = [], []
         if params["whitelist"] is not None:
             to_add, to_remove = plan_whitelist(whitelist, wanted, params["whitelist_state"])
-        to_unblock = plan_unblock(read_address_lines(params["blacklist_file"]), unblock)
+        to_unblock = plan_unblock(blacklist, unblock)
         result.update(added=to_add, removed=to_remove, unblocked=to_unblock, settings_before=before)
 
         # Removals first, so an exact whitelist never holds both an old and a new form of an entry; the state
@@ -452,7 +545,7 @@ def run_module():
         else:
             if to_add or to_remove or to_unblock:
                 verify_lists(params, to_add, to_remove, to_unblock)
-            result["whitelist"] = read_address_lines(params["whitelist_file"])
+            result["whitelist"] = read_address_lines("whitelist_file", params["whitelist_file"])
             result["settings"] = read_settings(paths)
             for name, value in requested.items():
                 if result["settings"][name] != value:

@@ -19,19 +19,26 @@ description:
   - fail2ban not installed, or installed with no server answering on its socket (stopped, or killed
     and not yet restarted), is a state to report, not a failure. Any other failure of
     C(fail2ban-client) fails the task with the command and its output.
+  - Every line C(fail2ban-client) prints is checked against the format fail2ban's client prints
+    (C(fail2ban/client/beautifier.py)); a line that does not fit fails the task naming the line, so
+    nothing unchecked reaches the facts.
 author:
   - pfguard developers (@pfguard)
 extends_documentation_fragment:
   - pfguard.macos.read_only_facts
+  - pfguard.macos.command_timeout
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
 options:
   client:
     description:
-      - Path of C(fail2ban-client).
+      - Absolute path of C(fail2ban-client).
       - Default is the first that exists of C(/opt/homebrew/bin/fail2ban-client) (Apple silicon) and
         C(/usr/local/bin/fail2ban-client) (Intel).
       - A path that does not exist means fail2ban is not installed.
+      - It may be a symbolic link (Homebrew links it into the Cellar), but what it leads to must be an
+        executable regular file; anything else, a relative path or a path with control characters is
+        refused by name.
     type: path
   config_dir:
     description:
@@ -39,19 +46,29 @@ options:
         where the server's socket is.
       - Default is C(<prefix>/etc/fail2ban) for a client C(<prefix>/bin/fail2ban-client), where
         Homebrew puts it.
+      - Must be an absolute path without control characters; when it exists it must be a directory.
     type: path
   history:
     description:
       - Also return every row of the C(bans) table of fail2ban's database (the file C(fail2ban-client get dbfile)
         names), read through a read-only connection.
       - The history is empty when fail2ban is not running, its database is disabled or the file does not exist.
+      - The database must be a regular file; a symbolic link, FIFO or device fails the task naming it.
     type: bool
     default: false
 notes:
-  - A server that accepts the connection but does not answer C(ping) within 10 seconds fails the task.
+  - A server that accepts the connection but does not answer C(ping) within 10 seconds (the client's
+    own socket timeout, C(fail2ban-client ping 10)) fails the task. Every call, C(ping) included, is
+    also killed after O(command_timeout) seconds, and the task fails naming it; a call that prints
+    more than 32 MiB is killed too.
   - Runs C(fail2ban-client ping), C(version), C(get dbfile), C(status), then C(status <jail>) and
     C(get <jail> logpath) for each jail. The log files come from C(get <jail> logpath), which prints one a
     line, because C(status <jail>) joins them with spaces.
+  - Jail names must be letters, digits, C(_), C(.) and C(-), not starting with C(.) or C(-), at most 64
+    characters (they end up in PF table names, command lines and reports); a jail list with any other
+    name, or with more than 256 jails, fails the task naming it. Every banned entry must be an address.
+  - Output that is not UTF-8 is decoded with replacement characters, which no check accepts in a jail
+    name, address, version or path.
 requirements:
   - fail2ban 0.10 or later (tested with 1.0.2)
 seealso:
@@ -154,13 +171,31 @@ ansible_facts:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.pfguard.macos.plugins.module_utils.bounded_command import (
+    COMMAND_TIMEOUT_ARGUMENT_SPEC,
+    check_command_timeout,
+)
+from ansible_collections.pfguard.macos.plugins.module_utils.command_error import CommandError
 from ansible_collections.pfguard.macos.plugins.module_utils.fail2ban import (
     Fail2banClient,
-    Fail2banError,
     default_client,
     default_config_dir,
     empty_facts,
 )
+from ansible_collections.pfguard.macos.plugins.module_utils.safe_files import UnsafePath, check_path_text
+
+
+def check_paths(module, client, config_dir):
+    """Fail naming the option when a path is relative, holds control characters or is the wrong kind."""
+    for name, value in (("client", client), ("config_dir", config_dir)):
+        if value is None:
+            continue
+        try:
+            check_path_text(value, name)
+        except UnsafePath as exc:
+            module.fail_json(msg=str(exc))
+    if config_dir is not None and os.path.lexists(config_dir) and not os.path.isdir(config_dir):
+        module.fail_json(msg="config_dir %s is not a directory" % config_dir)
 
 
 def run_module():
@@ -169,20 +204,25 @@ def run_module():
             client=dict(type="path"),
             config_dir=dict(type="path"),
             history=dict(type="bool", default=False),
+            **COMMAND_TIMEOUT_ARGUMENT_SPEC
         ),
         supports_check_mode=True,
     )
+    timeout = check_command_timeout(module)
     client = module.params["client"] or default_client()
     config_dir = module.params["config_dir"] or (default_config_dir(client) if client else None)
+    check_paths(module, client, config_dir)
 
     if client is None or not os.path.exists(client):
         facts = empty_facts(client, config_dir, installed=False)
-    elif os.path.isdir(client) or not os.access(client, os.X_OK):
-        module.fail_json(msg="fail2ban-client at %s is not an executable file" % client)
+    elif not (os.path.isfile(client) and os.access(client, os.X_OK)):
+        # isfile follows a symlink: a Homebrew link to the Cellar is fine, a directory, FIFO or
+        # device (or a link to one) is not.
+        module.fail_json(msg="fail2ban-client at %s is not an executable regular file" % client)
     else:
         try:
-            facts = Fail2banClient(module, client, config_dir).state(history=module.params["history"])
-        except Fail2banError as exc:
+            facts = Fail2banClient(module, client, config_dir, timeout).state(history=module.params["history"])
+        except CommandError as exc:
             module.fail_json(**exc.result())
     module.exit_json(changed=False, ansible_facts=dict(fail2ban=facts))
 

@@ -27,8 +27,14 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
   - pfguard.macos.pfctl
+  - pfguard.macos.command_timeout
 notes:
   - Needs root (C(become)); pfctl cannot open C(/dev/pf) otherwise and the module fails with its message.
+  - Every line pfctl prints is checked against the format pfctl prints; a line that is not fails the task
+    naming the command and the line.
+  - Names and rules are reported with every character that is not printable ASCII escaped (C(\xNN),
+    C(\uNNNN), a backslash as C(\\)). The rules and tables of an anchor whose name holds such a
+    character are not read (its name cannot be given back to pfctl reliably); the task warns.
   - Runs C(pfctl -s info), C(-s References), C(-v -s Anchors), then C(-s rules) and C(-vv -s Tables) for
     the main ruleset and each anchor, all with C(-q).
   - Rules inside the braces of a brace anchor (C(anchor { ... }), named C(_1), C(_2), ...) are that
@@ -81,7 +87,7 @@ ansible_facts:
           elements: dict
           sample: [{pid: 4077, process: pfctl, token: "9084387343160548126", age: "0 days 00:00:00"}]
         anchors:
-          description: Every anchor (C(pfctl -v -s Anchors)), as full paths.
+          description: Every anchor (C(pfctl -v -s Anchors)), as full paths, escaped as the notes say.
           returned: always
           type: list
           elements: str
@@ -119,19 +125,28 @@ ansible_facts:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.pfguard.macos.plugins.module_utils.bounded_command import (
+    COMMAND_TIMEOUT_ARGUMENT_SPEC,
+    check_command_timeout,
+)
+from ansible_collections.pfguard.macos.plugins.module_utils.command_error import CommandError
 from ansible_collections.pfguard.macos.plugins.module_utils.pf_ruleset import PfReader
-from ansible_collections.pfguard.macos.plugins.module_utils.pfctl import PFCTL_ARGUMENT_SPEC, PfctlError, pfctl_path
+from ansible_collections.pfguard.macos.plugins.module_utils.pfctl import PFCTL_ARGUMENT_SPEC, pfctl_path
 
 
 def run_module():
     module = AnsibleModule(
-        argument_spec=dict(**PFCTL_ARGUMENT_SPEC),
+        argument_spec=dict(PFCTL_ARGUMENT_SPEC, **COMMAND_TIMEOUT_ARGUMENT_SPEC),
         supports_check_mode=True,
     )
+    timeout = check_command_timeout(module)
+    reader = PfReader(module, pfctl_path(module), timeout)
     try:
-        pf = PfReader(module, pfctl_path(module)).facts()
-    except PfctlError as exc:
+        pf = reader.facts()
+    except CommandError as exc:
         module.fail_json(**exc.result())
+    for warning in reader.warnings:
+        module.warn(warning)
     module.exit_json(changed=False, ansible_facts=dict(pf=pf))
 
 

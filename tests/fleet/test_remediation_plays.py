@@ -8,12 +8,13 @@ before and after, also when the test fails).
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 
 import pytest
 from fleet_fixtures import ATTACKER, MACS, POLICY
-from lab_fixtures import wait_for
+from lab_fixtures import ANSIBLE_PLAYBOOK, REPO, wait_for
 
 pytest_plugins = ["lab_fixtures", "fleet_fixtures"]
 
@@ -138,17 +139,108 @@ def test_ban_cuts_the_attackers_session_everywhere_and_survives_a_reboot(clean):
         ("198.51.100.50", "the trusted client"),
         ("198.51.100.0/24", "a network holding the controller"),
         ("not-an-ip", "not an address"),
+        ("10.0.0.0/8", "a network as wide as /8"),
+        ("2001:db8::/32", "an IPv6 network as wide as /32"),
+        ("0.0.0.0/0", "everything"),
+        ("::/0", "everything over IPv6"),
+        ("203.0.113.0/\u0662\u0664", "a mask in Arabic-Indic digits"),
+        ("203.0.113.0/010", "a mask pfctl reads as octal"),
+        ("203.0.113.7\nevil", "a newline inside the value"),
+        ("203.0.113.7 203.0.113.8", "two addresses in one value"),
+        ("fe80::1%en0", "a scoped address"),
+        ("!203.0.113.7", "a negation"),
+        ("localhost", "a host name"),
     ],
 )
 def test_ban_refuses_before_changing_any_host(clean, refused, reason):
     fleet = clean
     run = play(fleet, "ban", pfguard_ban=["203.0.113.9", refused])
     assert run.returncode != 0, f"{reason}: {run}"
-    assert refused in run.stdout, str(run)
+    assert refused.split("\n")[0] in run.stdout, str(run)
     assert "Nothing was changed" in run.stdout, str(run)
+    assert "Traceback" not in run.stdout + run.stderr, str(run)
     assert all(counters["changed"] == 0 for counters in run.recap.values()), str(run)
     assert blocklists(fleet) == {host: [] for host in MACS}
     assert all(persisted(fleet, host) == [] for host in MACS)
+
+
+@pytest.mark.parametrize(
+    ("play_name", "extra_vars", "named"),
+    [
+        ("ban", {"pfguard_ban": {"203.0.113.7": True}}, "pfguard_ban"),
+        ("ban", {"pfguard_ban": [["203.0.113.7"]]}, "pfguard_ban"),
+        ("ban", {"pfguard_ban": [7]}, "pfguard_ban"),
+        ("ban", {"pfguard_ban": []}, "pfguard_ban"),
+        ("ban", {"pfguard_ban": ["203.0.113.7"], "pfguard_trusted_networks": "198.51.100.0/25"},
+         "pfguard_trusted_networks"),
+        ("unban", {"pfguard_unban": ["203.0.113.0/\u0662\u0664"]}, "203.0.113.0/"),
+        ("unban", {"pfguard_unban": None}, "pfguard_unban"),
+        ("sync", {"pfguard_sync_min_hosts": "not-a-number"}, "not-a-number"),
+        ("sync", {"pfguard_sync_min_hosts": 0}, "pfguard_sync_min_hosts"),
+        ("sync", {"pfguard_sync_min_hosts": -1}, "pfguard_sync_min_hosts"),
+    ],
+)
+def test_plays_refuse_bad_variables_before_any_change(clean, play_name, extra_vars, named):
+    """The plays' own variables: refused by name on the controller, nothing changed on any Mac."""
+    fleet = clean
+    run = play(fleet, play_name, **extra_vars)
+    assert run.returncode != 0, str(run)
+    assert named in run.stdout, str(run)
+    assert "Traceback" not in run.stdout + run.stderr, str(run)
+    assert all(counters["changed"] == 0 for counters in run.recap.values()), str(run)
+    assert blocklists(fleet) == {host: [] for host in MACS}
+    assert all(persisted(fleet, host) == [] for host in MACS)
+
+
+# Enough addresses that the module runs for seconds on a lab Mac, none near the lab's own networks.
+CUT_BAN = [f"100.{64 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}" for i in range(60000)]
+
+
+def module_running(fleet, host: str) -> bool:
+    """Whether a module is running as root through sudo on the host (ansible's become marker)."""
+    return "BECOME-SUCCESS" in fleet.lab.sh(host, "ps -eo args")
+
+
+def assert_consistent(fleet, host: str) -> None:
+    """The table and its persist file hold the same entries, and no half-written file is left."""
+    assert sorted(fleet.blocklist(host)) == sorted(persisted(fleet, host)), f"{host}: table and file differ"
+    leftovers = fleet.lab.sh(host, "ls -A /var/db/pfguard").split()
+    assert all(not name.startswith(".") for name in leftovers), leftovers
+
+
+@pytest.mark.parametrize("cut", ["ssh", "module"])
+def test_a_ban_cut_in_the_middle_leaves_the_mac_consistent_and_a_rerun_completes(clean, tmp_path, cut):
+    """`ssh`: every SSH session to the Mac is killed while the module runs; `module`: the module itself is
+    killed (as by a power cut). Either way the table and its persist file agree afterwards, and the same
+    ban run again completes it."""
+    fleet, host = clean, "mac1"
+    extra = tmp_path / "ban.json"
+    extra.write_text(json.dumps({**POLICY, "pfguard_ban": CUT_BAN}))
+    argv = [ANSIBLE_PLAYBOOK, "-i", str(fleet.lab.inventory_path), "playbooks/ban.yml", "--limit", host,
+            "-e", f"@{extra}"]  # fmt: skip
+    run = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           stdin=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_for(lambda: module_running(fleet, host) or run.poll() is not None, 120, interval=0.1,
+                 what="pfctl_table running on the Mac")  # fmt: skip
+        assert run.poll() is None, "the play ended before it could be cut: " + run.stdout.read()
+        if cut == "ssh":
+            fleet.lab.sh(host, "pkill -KILL -f '^sshd: admin' || true")
+        else:
+            # The module is the python3 that sudo's `sh -c 'echo BECOME-SUCCESS-...; python3'` started.
+            fleet.lab.sh(host, "for p in $(pgrep -f '[B]ECOME-SUCCESS'); do pkill -KILL -P $p; done; true")
+        output, _ = run.communicate(timeout=300)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode != 0, output[-3000:]
+    wait_for(lambda: not module_running(fleet, host), 120, what="the cut module to end")
+    assert_consistent(fleet, host)
+    again = fleet.lab.playbook("playbooks/ban.yml", "--limit", host, "-e", f"@{extra}")
+    assert again.returncode == 0, str(again)
+    assert_consistent(fleet, host)
+    assert len(fleet.blocklist(host)) == len(CUT_BAN)
 
 
 def test_ban_requires_a_list(clean):

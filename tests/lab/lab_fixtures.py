@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+ANSIBLE = str(Path(sys.executable).with_name("ansible"))
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 LAB_DIR = Path(os.environ.get("PFGUARD_LAB_DIR") or "/run/pfguard-lab")
 DIAGNOSTICS = "/var/db/diagnostics/pfguard-lab.jsonl"  # logd's store (docs/lab-design.md)
@@ -128,6 +129,20 @@ class LabSession:
         proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)  # fmt: skip
         return PlaybookRun(argv, proc)
+
+    def adhoc(self, host: str, module: str, args: str | dict | None = None, *extra: str, timeout: float = 120):
+        """Ad hoc `ansible HOST -m MODULE [-a ARGS] EXTRA...` against the lab's inventory (as Ansible
+        reaches a Mac: admin over ssh, root by sudo); returns (exit code, the host's result dict)."""
+        if isinstance(args, dict):
+            args = json.dumps(args)
+        argv = [ANSIBLE, host, "-i", str(self.inventory_path), "-m", module, *(["-a", args] if args else []), *extra]
+        env = {**os.environ, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}
+        proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)  # fmt: skip
+        try:
+            return proc.returncode, json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"][host]
+        except (ValueError, LookupError):
+            pytest.fail(f"$ {' '.join(argv)}\nexit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
 
     def log_messages(self, host: str) -> list[dict]:
         """The host's unified log store (one JSON object per line)."""

@@ -142,3 +142,11 @@ def test_afctl_errors_and_missing_afctl_fail_clearly(server):
     rc, bad = module(server.args(whitelist=["mac1.example"]))
     assert rc != 0 and bad["invalid"] == ["mac1.example"]
     assert server.whitelist() == []
+
+
+def test_command_timeout_bounds_each_call_and_a_normal_run_fits(server):
+    rc, result = module(server.args(whitelist=["192.0.2.0/24"], unblock=[ATTACKER], command_timeout=20))
+    assert rc == 0 and result["added"] == ["192.0.2.0/24"], result
+    rc, refused = module(server.args(whitelist=["192.0.2.1"], command_timeout=0))
+    assert rc != 0 and "command_timeout 0 is out of range: use 1 to 3600 seconds" in refused["msg"]
+    assert server.whitelist() == ["192.0.2.0/24"]

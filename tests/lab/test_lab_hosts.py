@@ -82,7 +82,7 @@ def test_macs_are_provisioned_like_macs(lab):
         assert afctl == facts["lab_server_app"]
 
         sshd = dict(line.split(" ", 1) for line in lab.sh(name, "sshd -T").splitlines() if " " in line)
-        assert sshd["permitrootlogin"] == "without-password"  # sshd -T's name for prohibit-password
+        assert sshd["permitrootlogin"] == "no"  # macOS's root account is disabled (test_lab_become.py)
         assert sshd["passwordauthentication"] == "yes"
         assert sshd["kbdinteractiveauthentication"] == "no"
         assert sshd["usepam"] == "yes"

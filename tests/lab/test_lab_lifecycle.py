@@ -90,7 +90,10 @@ def test_inventory(lab):
             "lab_server_app": server_app,
         }
     group = macs["vars"]
-    assert group["ansible_user"] == "root"
+    # As on real Macs: the admin logs in, sudo makes it root (docs/lab-design.md, "Login and sudo").
+    assert group["ansible_user"] == "admin"
+    assert (group["ansible_become"], group["ansible_become_method"]) == (True, "sudo")
+    assert "admin_password" in group["ansible_become_password"]
     assert group["ansible_python_interpreter"] == "/usr/bin/python3"
     assert group["ansible_ssh_common_args"] == "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
     assert group["pfguard_trusted_networks"] == ["198.51.100.0/25"]

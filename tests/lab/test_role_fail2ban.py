@@ -27,7 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 HOSTS = {"mac1": "/opt/homebrew", "mac2": "/usr/local"}
 MAXRETRY, FINDTIME, BANTIME = 3, 300, 900
 ATTACKER, TRUSTED = "198.51.100.200", "198.51.100.50"
-LABELS = ("org.pfguard.fail2ban", "org.pfguard.logstream", "org.pfguard.logstream-reopen")
+LABELS = ("org.pfguard.fail2ban", "org.pfguard.fail2ban-restore", "org.pfguard.logstream",
+          "org.pfguard.logstream-reopen")
 AUTH_LOG = "/var/log/pfguard/auth.log"
 ROLE_CONFIG_FILES = ("jail.local", "fail2ban.local", "filter.d/sshd.local", "filter.d/pfguard-screensharingd.local",
                      "action.d/pfguard-pf.conf")  # fmt: skip
@@ -338,7 +339,10 @@ def test_absent_removes_everything(lab, deployment, pf_hooked):
         processes = sh(lab, host, "ps -eo args")
         assert "fail2ban" not in processes and "log stream" not in processes, processes
         tables = lab.exec(host, "/sbin/pfctl", "-q", "-a", "f2b/sshd", "-s", "Tables")
-        assert tables.stdout.strip() == ""
+        assert tables.stdout.strip() == "", (
+            f"{host}: {tables.stdout}\n{fail2ban_log(lab, host)[-3000:]}\n{deployment.runs['absent'].stdout[-6000:]}"
+            + "\n".join(str(m) for m in lab.log_messages(host)[-60:])
+        )
     # mac1 uninstalled fail2ban; mac2 kept it (pfguard_fail2ban_uninstall defaults to false).
     assert lab.exec("mac1", "test", "-e", "/opt/homebrew/Cellar/fail2ban").returncode == 1
     assert lab.exec("mac2", "test", "-d", "/usr/local/Cellar/fail2ban").returncode == 0

@@ -9,10 +9,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import plistlib
 
 import pytest
 from ansible.module_utils import basic
+from ansible_collections.pfguard.macos.plugins.module_utils.bounded_command import CommandTimeout
 from ansible_collections.pfguard.macos.plugins.modules import afctl
 from ansible_collections.pfguard.macos.tests.unit.plugins.modules.utils import run_module
 
@@ -46,6 +48,7 @@ class FakeAfctl:
         if af_state is not None:
             self.af_state_file.write_bytes(plistlib.dumps(af_state))
         self.calls = []
+        self.timeouts = []  # the time limit of each call
         self.fail = None  # (flag, rc, stderr) to make one flag fail
         self.ignore_lists = False  # exit 0 without touching the files (a wrong whitelist_file)
 
@@ -105,6 +108,16 @@ def fake(tmp_path):
 
 
 def run(monkeypatch, fake, args, check_mode=False, diff=False):
+    """The module's result, with afctl's bounded runner answered by `fake` (timeouts recorded)."""
+    timeouts = getattr(fake, "timeouts", None)
+
+    def bounded(argv, timeout, data=None, environ_update=None, output_limit=None):
+        assert data is None and output_limit == afctl.OUTPUT_LIMIT
+        if timeouts is not None:
+            timeouts.append(timeout)
+        return fake(argv, environ_update=environ_update)
+
+    monkeypatch.setattr(afctl, "run_bounded", bounded)
     return run_module(monkeypatch, afctl, fake, args, check_mode=check_mode, diff=diff)
 
 
@@ -262,8 +275,15 @@ def test_diff_shows_whitelist_and_settings(monkeypatch, tmp_path):
         (dict(whitelist=["!192.0.2.1"]), "whitelist '!192.0.2.1'"),
         (dict(whitelist=["192.0.2.0/33"]), "whitelist '192.0.2.0/33'"),
         (dict(unblock=["en0"]), "unblock 'en0'"),
-        (dict(block_time=0), "block_time must be at least 1, got 0"),
-        (dict(threshold=-1), "threshold must be at least 1, got -1"),
+        (dict(block_time=0), "block_time must be 1 to 2147483647, got 0"),
+        (dict(threshold=-1), "threshold must be 1 to 2147483647, got -1"),
+        (dict(block_time=2 ** 31), "block_time must be 1 to 2147483647, got 2147483648"),
+        (dict(whitelist=["192.0.2.1"] * 1025), "whitelist has 1025 entries, at most 1024"),
+        (dict(unblock=["192.0.2.1"] * 2000), "unblock has 2000 entries, at most 1024"),
+        (dict(whitelist=["\u0661\u0662.0.0.1"]), "whitelist '\u0661\u0662.0.0.1'"),
+        (dict(whitelist=["-d"]), "whitelist '-d'"),
+        (dict(command_timeout=0), "command_timeout 0 is out of range"),
+        (dict(command_timeout=3601), "command_timeout 3601 is out of range"),
     ],
 )
 def test_bad_input_fails_naming_the_value_and_runs_nothing(monkeypatch, fake, args, named):
@@ -340,3 +360,141 @@ def test_settings_and_threshold_files_default_under_server_root(monkeypatch, fak
     result = run(monkeypatch, fake, fake.args(block_time=15, threshold=10))
     assert result["settings_before"]["block_time"] == 15 and result["settings_before"]["threshold"] == 10
     assert fake.calls == []
+
+
+def test_every_call_is_bounded_by_command_timeout(monkeypatch, fake):
+    run(monkeypatch, fake, fake.args(whitelist=["192.0.2.1"], threshold=4))
+    assert fake.timeouts == [30, 30]
+    fake.calls, fake.timeouts = [], []
+    run(monkeypatch, fake, fake.args(whitelist=["192.0.2.2"], command_timeout=7))
+    assert fake.timeouts == [7]
+
+
+def test_a_hung_afctl_fails_naming_the_call_and_stops(monkeypatch, fake):
+    def hung(args, environ_update=None, **kwargs):
+        fake.calls.append(dict(args=list(args), env=environ_update))
+        raise CommandTimeout("%s did not finish within 5 seconds and was killed (command_timeout)" % " ".join(args),
+                             cmd=list(args))  # fmt: skip
+
+    result = run(monkeypatch, hung, fake.args(whitelist=["192.0.2.1", "192.0.2.2"], command_timeout=5))
+    assert result["failed"] is True
+    assert result["msg"] == "%s -w 192.0.2.1 did not finish within 5 seconds and was killed (command_timeout)" % (
+        fake.path
+    )
+    assert result["cmd"] == [str(fake.path), "-w", "192.0.2.1"]
+    assert [c[1:] for c in result["commands"]] == [["-w", "192.0.2.1"]]
+
+
+def unsafe_paths(tmp_path):
+    """Kinds of path afctl's files must never be read through."""
+    target = tmp_path / "elsewhere"
+    target.write_text("10.0.0.1\n")
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(str(fifo))
+    directory = tmp_path / "dir"
+    directory.mkdir()
+    return {"a symbolic link": str(link), "a FIFO": str(fifo), "a directory": str(directory),
+            "a character device": "/dev/zero"}  # fmt: skip
+
+
+@pytest.mark.parametrize("option", ["whitelist_file", "blacklist_file", "settings_file", "threshold_file",
+                                    "af_state_file"])  # fmt: skip
+def test_unsafe_files_are_refused_by_name_before_any_call(monkeypatch, fake, tmp_path, option):
+    base = tmp_path / ("unsafe-" + option)
+    base.mkdir()
+    for kind, path in unsafe_paths(base).items():
+        fake.calls = []
+        result = run(monkeypatch, fake, fake.args(whitelist=["192.0.2.1"], block_time=5, **{option: path}))
+        assert result["failed"] is True, (option, kind)
+        assert option in result["msg"] and path in result["msg"], result["msg"]
+        assert ("symbolic link" in result["msg"]) == (kind == "a symbolic link")
+        assert fake.calls == [] and result["commands"] == []
+
+
+@pytest.mark.parametrize(
+    "path, named",
+    [
+        ("relative/whitelist", "'relative/whitelist' is not an absolute path"),
+        ("/var/db/af/white\nlist", "contains a control character"),
+        ("/var/db/af/white\x1blist", "contains a control character"),
+    ],
+)
+def test_path_options_must_be_absolute_without_control_characters(monkeypatch, fake, path, named):
+    for option in afctl.PATH_OPTIONS:
+        fake.calls = []
+        result = run(monkeypatch, fake, fake.args(whitelist=["192.0.2.1"], **{option: path}))
+        assert result["failed"] is True and option in result["msg"] and named in result["msg"], result["msg"]
+        assert fake.calls == []
+
+
+def test_afctl_path_may_be_a_link_to_afctl_but_not_a_device(monkeypatch, fake, tmp_path):
+    link = tmp_path / "usr-libexec-afctl"
+    link.symlink_to(fake.path)  # OS X 10.6/10.7: /usr/libexec/afctl links into AdaptiveFirewall.bundle
+
+    def answer(args, environ_update=None, **kwargs):
+        return fake([str(fake.path)] + list(args[1:]), environ_update=environ_update)
+
+    result = run(monkeypatch, answer, fake.args(afctl_path=str(link), whitelist=["192.0.2.1"],
+                                                settings_file=str(fake.settings_file)))  # fmt: skip
+    assert result["changed"] is True and result["commands"] == [[str(link), "-w", "192.0.2.1"]]
+    refused = run(monkeypatch, fake, fake.args(afctl_path="/dev/null", whitelist=["192.0.2.9"]))
+    assert refused["failed"] is True and "afctl not found or not executable at /dev/null" in refused["msg"]
+
+
+@pytest.mark.parametrize(
+    "content, named",
+    [
+        (b"10.0.0.1\n\xff\xfe10.0.0.2\n", "line 2 is not UTF-8 text: '\ufffd\ufffd10.0.0.2'"),
+        (b"10.0.0.1\n10.0.0.2\x1b[2J\n", "line 2 holds a control character"),
+        (b"-e\n", "line 1 starts with '-', which afctl would read as an option"),
+        (b"10.0.0.1\x00\n", "line 1 holds a control character"),
+    ],
+)
+def test_list_lines_afctl_could_be_given_are_refused_by_line(monkeypatch, fake, content, named):
+    for option, path in (("whitelist_file", fake.whitelist_file), ("blacklist_file", fake.blacklist_file)):
+        original = path.read_bytes()
+        path.write_bytes(content)
+        fake.calls = []
+        result = run(monkeypatch, fake, fake.args(whitelist=["192.0.2.1"], whitelist_state="exact",
+                                                  unblock=["10.0.0.1"]))  # fmt: skip
+        assert result["failed"] is True
+        assert "%s %s %s" % (option, path, named) in result["msg"], result["msg"]
+        assert fake.calls == []
+        path.write_bytes(original)
+
+
+def test_an_oversized_list_file_is_refused(monkeypatch, fake):
+    fake.whitelist_file.write_text("10.0.0.1\n" * 200000)
+    result = run(monkeypatch, fake, fake.args(whitelist=["192.0.2.1"]))
+    assert result["failed"] is True
+    assert "whitelist_file %s is larger than 1048576 bytes" % fake.whitelist_file in result["msg"]
+    assert fake.calls == []
+
+
+def test_hostile_plists_are_unknown_not_a_crash(monkeypatch, fake):
+    nested = {"hostBlockThreshold": 3}
+    for _level in range(200):  # deeper than any rule file, and than a recursive search could go
+        nested = [nested]
+    fake.threshold_file.write_bytes(plistlib.dumps(nested))
+    fake.settings_file.write_bytes(plistlib.dumps({"default_timeout": "9" * 5000, "start_behavior": ["x"]}))
+    fake.af_state_file.write_bytes(b"<?xml version='1.0'?><!DOCTYPE p [<!ENTITY a 'aaaa'>]><plist>&a;</plist>")
+    result = run(monkeypatch, fake, fake.args(threshold=3, block_time=5), check_mode=True)
+    assert result["settings_before"] == {"state": "disabled", "block_time": None, "threshold": None}
+    assert [c[1:] for c in result["commands"]] == [["-H", "5"], ["-T", "3"]]
+
+
+@pytest.mark.parametrize(
+    "value, number",
+    [("15", 15), (" 15 ", 15), (15, 15), (True, None), ("1e3", None), ("\u0661\u0665", None),
+     ("99999999999", None), (2 ** 40, None), (1.5, None), ("", None), (None, None)],
+)  # fmt: skip
+def test_numbers_in_afs_files(value, number):
+    assert afctl.as_int(value) == number
+
+
+def test_failure_output_that_is_not_utf8_stays_text(monkeypatch, fake):
+    fake.fail = ("-w", 1, "afctl: \ufffd\ufffd bad\n")  # as run_bounded decodes b"\xff\xfe"
+    result = run(monkeypatch, fake, fake.args(whitelist=["192.0.2.1"]))
+    assert result["failed"] is True and result["msg"] == "-w 192.0.2.1 failed: afctl: \ufffd\ufffd bad"

@@ -17,6 +17,7 @@ import sqlite3
 
 import pytest
 from ansible_collections.pfguard.macos.plugins.module_utils import fail2ban
+from ansible_collections.pfguard.macos.plugins.module_utils.bounded_command import CommandTimeout
 from ansible_collections.pfguard.macos.plugins.modules import fail2ban_facts
 from ansible_collections.pfguard.macos.tests.unit.plugins.modules.utils import run_module
 
@@ -77,7 +78,16 @@ def client(tmp_path):
     return str(path)
 
 
-def run(monkeypatch, fake, args, check_mode=False):
+def run(monkeypatch, fake, args, check_mode=False, timeouts=None):
+    """The module's result, with the client's bounded runner answered by `fake`."""
+
+    def bounded(argv, timeout, data=None, environ_update=None, output_limit=None):
+        assert data is None and output_limit == fail2ban.OUTPUT_LIMIT
+        if timeouts is not None:
+            timeouts.append(timeout)
+        return fake(argv)
+
+    monkeypatch.setattr(fail2ban, "run_bounded", bounded)
     result = run_module(monkeypatch, fail2ban_facts, fake, args, check_mode=check_mode)
     if not result.get("failed"):
         assert result["changed"] is False
@@ -219,7 +229,9 @@ def test_running_server(monkeypatch, client):
 
 
 def test_every_jail_is_read(monkeypatch, client):
-    answers = {"status recidive": "status_sshd_idle", "get recidive logpath": "get_sshd_logpath_space"}
+    # The client prints the jail asked for in the first line; the rest is recorded for sshd.
+    recidive = RECORDED["status_sshd_idle"]["stdout"].replace("jail: sshd", "jail: recidive")
+    answers = {"status recidive": (0, recidive, ""), "get recidive logpath": "get_sshd_logpath_space"}
     fake = FakeClient(dict(RUNNING, status="status_two_jails", **answers))
     facts = facts_of(run(monkeypatch, fake, dict(client=client, config_dir=CONFIG_DIR)))
     assert sorted(facts["jails"]) == ["recidive", "sshd"]
@@ -375,3 +387,179 @@ def test_an_unreadable_database_fails_naming_it(monkeypatch, client, tmp_path):
     args = dict(client=client, config_dir=CONFIG_DIR, history=True)
     result = run(monkeypatch, FakeClient(running_with_db(dbfile)), args)
     assert result["failed"] is True and str(dbfile) in result["msg"]
+
+
+# Hostile or broken output: every line is checked, and a bad one is named.
+
+STATUS_SSHD = RECORDED["status_sshd_banned"]["stdout"]
+
+
+@pytest.mark.parametrize(
+    "command, stdout, named",
+    [
+        ("version", "1.0.2\nrm -rf /\n", "version output: 'rm -rf /'"),
+        ("version", "\ufffd\ufffd\n", "version output: '\ufffd\ufffd'"),
+        ("version", "<html>\n", "version output: '<html>'"),
+        ("status", "Status\n|- Number of jail:\t1\n`- Jail list:\tsshd\nextra garbage\n", "'extra garbage'"),
+        ("status", "Welcome\n", "status output: 'Welcome'"),
+        ("status", "", "status printed nothing"),
+        ("status", "Status\n|- Number of jail:\t2\n`- Jail list:\tsshd\n", "says 2 jails but lists 'sshd'"),
+        ("status", "Status\n|- Number of jail:\t1\n`- Jail list:\t-h\n", "jail name '-h' is not accepted"),
+        ("status", "Status\n|- Number of jail:\t1\n`- Jail list:\t..\n", "jail name '..' is not accepted"),
+        ("status", "Status\n|- Number of jail:\t1\n`- Jail list:\tss\ufffdhd\n", "jail name 'ss\ufffdhd'"),
+        ("status", "Status\n|- Number of jail:\t1\n`- Jail list:\t%s\n" % ("j" * 65), "at most 64 characters"),
+        ("status", "Status\n|- Number of jail:\t1\n`- Jail list:\tsshd;reboot\n", "jail name 'sshd;reboot'"),
+        ("status", "Status\n|- Number of jail:\tone\n`- Jail list:\tsshd\n", "'one' is not a count"),
+        ("status sshd", STATUS_SSHD.replace("198.51.100.200", "evil.example"),
+         "bans 'evil.example', which is not an address"),
+        ("status sshd", STATUS_SSHD.replace("198.51.100.200", "198.51.100.200\x1b[2J"),
+         "bans '198.51.100.200\\x1b[2J'"),
+        ("status sshd", STATUS_SSHD.replace("Currently failed:\t0", "Currently failed:\t-3"), "'-3' is not a count"),
+        ("status sshd", STATUS_SSHD.replace("Total banned:\t2", "Total banned:\t\u0662"), "'\u0662' is not a count"),
+        ("status sshd", STATUS_SSHD.replace("`- Actions", "`- Actions\nHACKED"), "jail status output: 'HACKED'"),
+        ("status sshd", STATUS_SSHD.replace("jail: sshd", "jail: other"), "output: 'Status for the jail: other'"),
+        ("get sshd logpath", "Current monitored log file(s):\n`- relative.log\n", "'`- relative.log'"),
+        ("get sshd logpath", "Current monitored log file(s):\n`- /var/log/\ufffd.log\n", "'`- /var/log/\ufffd.log'"),
+        ("get sshd logpath", "Current monitored log file(s):\n|- /a.log\nnonsense\n", "output: 'nonsense'"),
+        ("get sshd logpath", "oops\n", "get logpath output: 'oops'"),
+        ("get dbfile", "Current database file is:\n`- db.sqlite3\n", "'`- db.sqlite3'"),
+        ("get dbfile", "Current database file is:\n`- /db.sqlite3\n`- /other\n", "'`- /other'"),
+        ("get dbfile", "Current database file is:\nnope\n", "get dbfile output: 'nope'"),
+    ],
+)
+def test_unparsable_output_fails_naming_the_line(monkeypatch, client, command, stdout, named):
+    result = run(monkeypatch, FakeClient(dict(RUNNING, **{command: (0, stdout, "")})),
+                 dict(client=client, config_dir=CONFIG_DIR))  # fmt: skip
+    assert result["failed"] is True
+    assert named in result["msg"], result["msg"]
+    assert result["cmd"] == [client, "-c", CONFIG_DIR] + command.split()
+
+
+def test_ping_that_is_not_pong_fails_naming_what_was_printed(monkeypatch, client):
+    result = run(monkeypatch, FakeClient({"ping 10": (0, "Server replied: p\ufffdng\n", "")}),
+                 dict(client=client, config_dir=CONFIG_DIR))  # fmt: skip
+    assert result["failed"] is True and result["msg"] == "fail2ban-client ping failed: Server replied: p\ufffdng"
+
+
+def test_too_many_jails_fail(monkeypatch, client):
+    names = ["j%d" % n for n in range(257)]
+    stdout = "Status\n|- Number of jail:\t257\n`- Jail list:\t%s\n" % ", ".join(names)
+    fake = FakeClient(dict(RUNNING, status=(0, stdout, "")))
+    result = run(monkeypatch, fake, dict(client=client, config_dir=CONFIG_DIR))
+    assert result["failed"] is True and "lists 257 jails; at most 256 are read" in result["msg"]
+
+
+def test_journal_backend_jail_status_is_read():
+    # What the beautifier prints for a systemd backend: "Journal matches" instead of "File list".
+    stdout = STATUS_SSHD.replace("File list:\t/var/log/pfguard/auth.log", "Journal matches:\t_COMM=sshd")
+    assert fail2ban.parse_jail_status(stdout, "sshd")["banned"] == [ATTACKER]
+
+
+@pytest.mark.parametrize("name", ["sshd", "sshd-ddos", "apache_auth", "3proxy", "nginx.http", "a" * 64])
+def test_jail_names_accepted(name):
+    assert fail2ban.check_jail_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "-sshd", ".sshd", "a" * 65, "ss hd", "ssh/d", "sshd\n", "\u0455shd", 7])
+def test_jail_names_refused(name):
+    with pytest.raises(ValueError):
+        fail2ban.check_jail_name(name)
+
+
+def test_every_call_is_bounded_by_command_timeout(monkeypatch, client):
+    timeouts = []
+    args = dict(client=client, config_dir=CONFIG_DIR, command_timeout=4)
+    run(monkeypatch, FakeClient(RUNNING), args, timeouts=timeouts)
+    assert timeouts == [4] * 6
+
+
+def test_a_hung_client_fails_naming_the_command(monkeypatch, client):
+    def hung(args):
+        if args[3:] == ["status"]:
+            raise CommandTimeout("%s did not finish within 3 seconds and was killed (command_timeout)" % " ".join(args),
+                                 cmd=args)  # fmt: skip
+        return FakeClient(RUNNING)(args)
+
+    result = run(monkeypatch, hung, dict(client=client, config_dir=CONFIG_DIR, command_timeout=3))
+    assert result["failed"] is True
+    assert result["msg"] == "%s -c %s status did not finish within 3 seconds and was killed (command_timeout)" % (
+        client, CONFIG_DIR)
+    assert result["cmd"] == [client, "-c", CONFIG_DIR, "status"]
+
+
+@pytest.mark.parametrize("value", [0, 3601])
+def test_command_timeout_out_of_range_is_refused(monkeypatch, client, value):
+    fake = FakeClient({})
+    result = run(monkeypatch, fake, dict(client=client, config_dir=CONFIG_DIR, command_timeout=value))
+    assert result["failed"] is True and "command_timeout %d is out of range" % value in result["msg"]
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize(
+    "option, value, named",
+    [
+        ("client", "bin/fail2ban-client", "client 'bin/fail2ban-client' is not an absolute path"),
+        ("client", "/opt/homebrew/bin/fail2ban-client\n", "contains a control character"),
+        ("config_dir", "etc/fail2ban", "config_dir 'etc/fail2ban' is not an absolute path"),
+        ("config_dir", "/opt/homebrew/etc/\x07fail2ban", "contains a control character"),
+    ],
+)
+def test_paths_must_be_absolute_without_control_characters(monkeypatch, client, option, value, named):
+    fake = FakeClient({})
+    result = run(monkeypatch, fake, dict(dict(client=client, config_dir=CONFIG_DIR), **{option: value}))
+    assert result["failed"] is True and named in result["msg"], result["msg"]
+    assert fake.calls == []
+
+
+def test_a_client_that_is_not_a_regular_file_is_refused(monkeypatch, tmp_path, client):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(str(fifo))
+    link = tmp_path / "link"
+    link.symlink_to(client)
+    for bad in (str(fifo), "/dev/zero", str(tmp_path)):
+        result = run(monkeypatch, FakeClient({}), dict(client=bad, config_dir=CONFIG_DIR))
+        assert result["failed"] is True
+        assert result["msg"] == "fail2ban-client at %s is not an executable regular file" % bad
+    # A link to the client (Homebrew's bin/ links into the Cellar) is run.
+    facts = facts_of(run(monkeypatch, FakeClient({"ping 10": "ping_no_socket", "-V": "client_version"}),
+                         dict(client=str(link), config_dir=CONFIG_DIR)))  # fmt: skip
+    assert facts["installed"] is True and facts["client"] == str(link)
+
+
+def test_a_config_dir_that_is_a_file_is_refused(monkeypatch, client):
+    result = run(monkeypatch, FakeClient({}), dict(client=client, config_dir=client))
+    assert result["failed"] is True and result["msg"] == "config_dir %s is not a directory" % client
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "directory"])
+def test_a_ban_database_that_is_not_a_regular_file_is_refused(monkeypatch, client, tmp_path, kind):
+    dbfile = tmp_path / "fail2ban.sqlite3"
+    if kind == "symlink":
+        real = tmp_path / "real.sqlite3"
+        make_bans_db(real, [])
+        dbfile.symlink_to(real)
+    elif kind == "fifo":
+        os.mkfifo(str(dbfile))
+    else:
+        dbfile.mkdir()
+    args = dict(client=client, config_dir=CONFIG_DIR, history=True)
+    result = run(monkeypatch, FakeClient(running_with_db(dbfile)), args)
+    assert result["failed"] is True
+    assert result["msg"] == "the ban database %s is not a regular file (symlinks are not followed)" % dbfile
+
+
+def test_history_text_that_is_not_utf8_is_replaced_and_blobs_are_refused(monkeypatch, client, tmp_path):
+    dbfile = tmp_path / "fail2ban.sqlite3"
+    make_bans_db(dbfile, [])
+    connection = sqlite3.connect(str(dbfile))
+    connection.execute("INSERT INTO bans(jail, ip, timeofban, bantime, bancount) "
+                       "VALUES ('sshd', CAST(X'3139382EFF' AS TEXT), 1, 600, 1)")  # fmt: skip
+    connection.commit()
+    args = dict(client=client, config_dir=CONFIG_DIR, history=True)
+    facts = facts_of(run(monkeypatch, FakeClient(running_with_db(dbfile)), args))
+    assert facts["history"] == [dict(jail="sshd", ip="198.\ufffd", timeofban=1, bantime=600, bancount=1)]
+    connection.execute("INSERT INTO bans(jail, ip, timeofban, bantime, bancount) VALUES ('sshd', X'00FF', 2, 600, 1)")
+    connection.commit()
+    connection.close()
+    result = run(monkeypatch, FakeClient(running_with_db(dbfile)), args)
+    assert result["failed"] is True and "unexpected row in the bans table of %s" % dbfile in result["msg"]

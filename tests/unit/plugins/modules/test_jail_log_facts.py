@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import socket
 import threading
 import time
@@ -143,12 +144,25 @@ def test_probe_that_cannot_connect_says_why(monkeypatch, tmp_path):
 @pytest.mark.parametrize("args,message", [
     ({"probe_port": 0}, "probe_port must be 1 to 65535, got 0"),
     ({"probe_port": 70000}, "probe_port must be 1 to 65535, got 70000"),
-    ({"wait": -1}, "wait must not be negative, got -1"),
-    ({"tail_bytes": -5}, "tail_bytes must not be negative, got -5"),
+    ({"wait": -1}, "wait must be 0 to 600, got -1"),
+    ({"wait": 601}, "wait must be 0 to 600, got 601"),
+    ({"tail_bytes": -5}, "tail_bytes must be 0 to 16777216, got -5"),
+    ({"tail_bytes": 2 ** 40}, "tail_bytes must be 0 to 16777216, got 1099511627776"),
+    ({"probe_host": "localhost"}, "probe_host 'localhost' is not an IP address"),
+    ({"probe_host": "127.0.0.0/8"}, "probe_host '127.0.0.0/8' is not an IP address (a network, not an address)"),
+    ({"probe_host": ""}, "probe_host '' is not an IP address"),
+    ({"processes": ["sshd", ""]}, "process name '' must be 1 to 255 characters"),
+    ({"processes": ["ss hd"]}, "process name 'ss hd' must be"),
+    ({"processes": ["sshd[1]"]}, "process name 'sshd[1]' must be"),
+    ({"processes": ["sshd\n"]}, "process name 'sshd\\n' must be"),
+    ({"processes": ["p%d" % n for n in range(65)]}, "processes has 65 entries, at most 64 are accepted"),
+    ({"paths": ["/var/log/a%d.log" % n for n in range(65)]}, "paths has 65 entries, at most 64 are accepted"),
+    ({"paths": ["auth.log"]}, "log path 'auth.log' is not an absolute path"),
+    ({"paths": ["/var/log/auth\x00.log"]}, "log path '/var/log/auth\\x00.log' contains a control character"),
 ])  # fmt: skip
 def test_bad_values_are_named(monkeypatch, tmp_path, args, message):
-    result = run_module(monkeypatch, jail_log_facts, no_commands, dict(args, paths=[str(tmp_path / "a.log")]))
-    assert result["failed"] and result["msg"] == message
+    result = run_module(monkeypatch, jail_log_facts, no_commands, dict(dict(paths=[str(tmp_path / "a.log")]), **args))
+    assert result["failed"] and result["msg"].startswith(message), result["msg"]
 
 
 def test_tail_bytes_reads_only_the_end(monkeypatch, tmp_path):
@@ -157,3 +171,78 @@ def test_tail_bytes_reads_only_the_end(monkeypatch, tmp_path):
     log.write_text(recent + "x" * 4096 + "\n")
     assert facts(monkeypatch, paths=[str(log)], probe=False, tail_bytes=1024)["newest"] is None
     assert facts(monkeypatch, paths=[str(log)], probe=False)["newest"]["line"] == recent.rstrip("\n")
+
+
+def test_a_window_start_inside_a_line_skips_that_line(monkeypatch, tmp_path):
+    log = tmp_path / "auth.log"
+    # A user name can carry text shaped like a line start; cut there, it must not count as a line.
+    injected = "%s  localhost sshd[3]: Connection closed by 127.0.0.1 port 1\n" % stamp(time.time())
+    log.write_text("%s  localhost sshd[2]: Invalid user x%s" % (stamp(time.time() - 3600), injected))
+    result = facts(monkeypatch, paths=[str(log)], probe=False, tail_bytes=len(injected))
+    assert result["newest"] is None
+    whole = facts(monkeypatch, paths=[str(log)], probe=False, tail_bytes=len(log.read_bytes()))
+    assert whole["newest"]["line"].startswith(stamp(time.time() - 3600)[:10])
+
+
+def test_future_dated_lines_are_not_fresh_and_are_reported(monkeypatch, tmp_path):
+    log = tmp_path / "auth.log"
+    old = time.time() - 3600
+    future = time.time() + 3600
+    log.write_text("%s  localhost sshd[1]: Accepted publickey for admin\n" % stamp(old)
+                   + "%s  localhost sshd[2]: Connection closed by 127.0.0.1 port 1\n" % stamp(future)
+                   + "9999-12-31 23:59:59.999999+0000  localhost sshd[3]: far\n"
+                   + "%s  localhost sshd[4]: a second ago\n" % stamp(time.time() + 1))  # fmt: skip
+    warnings = []
+    monkeypatch.setattr(jail_log_facts.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))
+    result = facts(monkeypatch, paths=[str(log)], probe=False)
+    assert result["newest"]["line"].endswith("a second ago")  # within the clock-skew tolerance
+    assert [entry["line"][-3:] for entry in result["future_lines"]] == ["t 1", "far"]
+    assert result["future_lines"][0]["time"] == pytest.approx(future, abs=0.001)
+    assert warnings and "2 sshd line(s) dated in the future were not counted as fresh" in warnings[0]
+
+
+def test_a_future_dated_line_is_not_the_probes_line(monkeypatch, tmp_path):
+    log = tmp_path / "auth.log"
+    log.write_text("%s  localhost sshd[2]: planted\n" % stamp(time.time() + 600))
+    sshd = Sshd(None)
+    try:
+        result = facts(monkeypatch, paths=[str(log)], probe_port=sshd.port, wait=1)
+    finally:
+        sshd.stop()
+    assert result["probe"]["sent"] and not result["probe"]["seen"]
+    assert result["newest"] is None and len(result["future_lines"]) == 1
+
+
+def test_bytes_that_are_not_utf8_are_replaced(monkeypatch, tmp_path):
+    log = tmp_path / "auth.log"
+    log.write_bytes(b"%s  localhost sshd[2]: Invalid user \xff\xfe from 192.0.2.1\n" % stamp(time.time()).encode())
+    result = facts(monkeypatch, paths=[str(log)], probe=False)
+    assert result["newest"]["line"].endswith("Invalid user \ufffd\ufffd from 192.0.2.1")
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "directory", "device", "socket"])
+def test_paths_that_are_not_regular_files_are_refused_by_name(monkeypatch, tmp_path, kind):
+    real = tmp_path / "real.log"
+    real.write_text("%s  localhost sshd[2]: x\n" % stamp(time.time()))
+    path = tmp_path / "auth.log"
+    holder = None
+    if kind == "symlink":
+        path.symlink_to(real)
+    elif kind == "fifo":
+        os.mkfifo(str(path))
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "device":
+        path = "/dev/zero"
+    else:
+        holder = socket.socket(socket.AF_UNIX)
+        holder.bind(str(path))
+    try:
+        result = run_module(monkeypatch, jail_log_facts, no_commands, dict(paths=[str(real), str(path)], probe=False))
+    finally:
+        if holder is not None:
+            holder.close()
+    assert result["failed"] is True
+    assert result["msg"].startswith("log file %s " % path), result["msg"]
+    if kind == "symlink":
+        assert result["msg"] == "log file %s is a symbolic link; it is not followed" % path

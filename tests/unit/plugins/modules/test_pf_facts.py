@@ -10,8 +10,26 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import pytest
+from ansible.module_utils import basic
+from ansible_collections.pfguard.macos.plugins.module_utils import pfctl as pfctl_utils
+from ansible_collections.pfguard.macos.plugins.module_utils.bounded_command import CommandTimeout
 from ansible_collections.pfguard.macos.plugins.modules import pf_facts
 from ansible_collections.pfguard.macos.tests.unit.plugins.modules.utils import run_module
+
+
+@pytest.fixture(autouse=True)
+def bounded_runs_go_to_the_fake(monkeypatch):
+    """pfctl runs through run_bounded; send each call to the fake that run_module puts in run_command."""
+
+    def bounded(argv, timeout, data=None, environ_update=None):
+        assert timeout == EXPECTED_TIMEOUT[0]
+        return basic.AnsibleModule.run_command(None, argv, data=data, environ_update=environ_update)
+
+    monkeypatch.setattr(pfctl_utils, "run_bounded", bounded)
+    EXPECTED_TIMEOUT[0] = 30
+
+
+EXPECTED_TIMEOUT = [30]
 
 ALTQ = "No ALTQ support in kernel\nALTQ related functions disabled\n"
 STATUS_ENABLED = "Enabled for 0 days 00:03:10"
@@ -268,4 +286,90 @@ def test_missing_pfctl_fails_before_running_anything(monkeypatch, tmp_path, wher
     result = run_module(monkeypatch, pf_facts, fake, dict(pfctl_path=missing))
     assert result["failed"] is True
     assert result["msg"] == "pfctl not found or not executable at %s" % missing
+    assert fake.calls == []
+
+
+# ---------------------------------------------------------------------------- hostile output
+
+
+class Garbled(FakePfctl):
+    """FakePfctl whose output for one show command is replaced."""
+
+    def __init__(self, what, stdout, **kwargs):
+        super(Garbled, self).__init__(hooked(), tables={"pfguard": PFGUARD_TABLES}, **kwargs)
+        self.what = what
+        self.stdout = stdout
+
+    def __call__(self, args, data=None, environ_update=None, **kwargs):
+        rc, stdout, stderr = super(Garbled, self).__call__(args, data, environ_update, **kwargs)
+        if args[-1] == self.what and "-a" not in args:
+            return rc, self.stdout, stderr
+        return rc, stdout, stderr
+
+
+@pytest.mark.parametrize(
+    "what, stdout, line",
+    [
+        ("References", "TOKENS:\nwhat is this\n", "what is this"),
+        ("Anchors", "  pfguard\nevil\n", "evil"),
+        ("Anchors", "pfguard\n", "pfguard"),
+        ("rules", 'anchor "pfguard" all\n\x1b[31mRED\n', "\x1b[31mRED"),
+        ("Tables", "-pa-r-\tt\n\tAddresses:   1\nnonsense here\n", "nonsense here"),
+        ("Tables", "-pa-r-\tt\n   1.2.3.4\n", "   1.2.3.4"),
+        ("info", "garbage\n", "Status"),
+    ],
+)
+def test_output_pf_facts_cannot_read_fails_naming_the_line(monkeypatch, pfctl_bin, what, stdout, line):
+    result = run_module(monkeypatch, pf_facts, Garbled(what, stdout), dict(pfctl_path=pfctl_bin))
+    assert result["failed"] is True
+    assert (repr(line) if what != "info" else line) in result["msg"]
+    assert "-s %s" % what in result["msg"]
+
+
+def test_anchor_names_with_control_characters_are_escaped_and_not_read(monkeypatch, pfctl_bin):
+    odd = "f2b/ev\x1b[2Jil\u00e9\\x"
+    fake = FakePfctl(hooked(**{odd: ["block drop all"], "com.apple/\rcr": []}), tables={"pfguard": PFGUARD_TABLES})
+    result = run_module(monkeypatch, pf_facts, fake, dict(pfctl_path=pfctl_bin))
+    pf = result["ansible_facts"]["pf"]
+    assert "f2b/ev\\x1b[2Jil\\xe9\\\\x" in pf["anchors"] and "com.apple/\\x0dcr" in pf["anchors"]
+    assert not any(c < " " or c > "~" for name in pf["anchors"] for c in name)
+    assert all(odd not in call for call in fake.calls)
+    assert pf["blocking_tables"] == ["pfguard:pfguard_blocklist"]
+
+
+def test_table_names_and_rules_are_escaped(monkeypatch, pfctl_bin):
+    fake = FakePfctl(
+        hooked(pfguard=['block drop quick from <t\x07> to any label "\x1b]0;x\x07"']),
+        tables={"pfguard": [("t\x07", 1)]},
+    )
+    pf = run_module(monkeypatch, pf_facts, fake, dict(pfctl_path=pfctl_bin))["ansible_facts"]["pf"]
+    assert pf["rulesets"]["pfguard"] == ['block drop quick from <t\\x07> to any label "\\x1b]0;x\\x07"']
+    assert pf["tables"][0]["name"] == "t\\x07"
+    assert pf["blocking_tables"] == ["pfguard:t\\x07"]
+
+
+def test_a_hung_pfctl_fails_naming_the_command(monkeypatch, pfctl_bin):
+    EXPECTED_TIMEOUT[0] = 3
+
+    def hung(args, data=None, environ_update=None):
+        raise CommandTimeout("%s did not finish within 3 seconds and was killed (command_timeout)" % " ".join(args))
+
+    result = run_module(monkeypatch, pf_facts, hung, dict(pfctl_path=pfctl_bin, command_timeout=3))
+    assert result["failed"] is True
+    assert result["msg"] == "%s -q -s info did not finish within 3 seconds and was killed (command_timeout)" % pfctl_bin
+
+
+@pytest.mark.parametrize("timeout", [0, -1, 99999])
+def test_command_timeout_out_of_range_is_refused(monkeypatch, pfctl_bin, timeout):
+    fake = FakePfctl(hooked())
+    result = run_module(monkeypatch, pf_facts, fake, dict(pfctl_path=pfctl_bin, command_timeout=timeout))
+    assert result["failed"] is True and "command_timeout %d" % timeout in result["msg"]
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize("path", ["sbin/pfctl", "/sbin/pf\nctl"])
+def test_pfctl_path_must_be_absolute_without_control_characters(monkeypatch, path):
+    fake = FakePfctl(hooked())
+    result = run_module(monkeypatch, pf_facts, fake, dict(pfctl_path=path))
+    assert result["failed"] is True and repr(path) in result["msg"]
     assert fake.calls == []

@@ -13,6 +13,8 @@ import os
 import stat
 
 import pytest
+from ansible_collections.pfguard.macos.plugins.module_utils import pfctl as pfctl_utils
+from ansible_collections.pfguard.macos.plugins.module_utils.bounded_command import CommandTimeout
 from ansible_collections.pfguard.macos.plugins.modules import pfctl_table
 from ansible_collections.pfguard.macos.tests.unit.plugins.modules.utils import run_module
 
@@ -85,13 +87,25 @@ class FakePfctl:
 
 
 @pytest.fixture(autouse=True)
-def no_ssh_env(monkeypatch):
+def no_ssh_env(monkeypatch, tmp_path):
     monkeypatch.delenv("SSH_CONNECTION", raising=False)
     monkeypatch.delenv("SSH_CLIENT", raising=False)
+    # The change lock lives in /var/run on a Mac; each test gets its own.
+    monkeypatch.setattr(pfctl_table, "LOCK_PATH", str(tmp_path / "pfctl_table.lock"))
 
 
 def run(monkeypatch, fake, args, check_mode=False, diff=False):
-    return run_module(monkeypatch, pfctl_table, fake, args, check_mode=check_mode, diff=diff)
+    """The module's result; every pfctl call goes through run_bounded, answered by `fake`."""
+    seen = {}
+
+    def bounded(argv, timeout, data=None, environ_update=None):
+        seen["timeout"] = timeout
+        return fake(argv, data=data, environ_update=environ_update)
+
+    monkeypatch.setattr(pfctl_utils, "run_bounded", bounded)
+    result = run_module(monkeypatch, pfctl_table, fake, args, check_mode=check_mode, diff=diff)
+    fake.timeout = seen.get("timeout")
+    return result
 
 
 def test_adds_to_a_missing_table_and_reports_counts(monkeypatch, pfctl_bin):
@@ -114,7 +128,7 @@ def test_second_identical_run_changes_nothing(monkeypatch, pfctl_bin):
     assert result["changed"] is False
     assert result["added"] == [] and result["removed"] == []
     assert result["entries"] == 1
-    assert fake.verbs() == ["show"]
+    assert fake.verbs() == ["show", "-s states"]
 
 
 def test_anchor_is_passed_to_every_table_command(monkeypatch, pfctl_bin):
@@ -127,11 +141,11 @@ def test_anchor_is_passed_to_every_table_command(monkeypatch, pfctl_bin):
 @pytest.mark.parametrize(
     "given, stored",
     [
-        ("10.1.2.3/8", "10.0.0.0/8"),
+        ("10.1.2.3/9", "10.0.0.0/9"),
         ("192.0.2.9/32", "192.0.2.9"),
         ("2001:DB8:0:0:0:0:0:1/128", "2001:db8::1"),
         ("2001:db8:0:0:1::/64", "2001:db8::/64"),
-        ("2001:db8::77/32", "2001:db8::/32"),
+        ("2001:db8::77/33", "2001:db8::/33"),
         ("::ffff:192.0.2.1", "::ffff:192.0.2.1"),
         (" 198.51.100.0/24 ", "198.51.100.0/24"),
     ],
@@ -145,10 +159,10 @@ def test_addresses_are_normalised_like_pfctl(monkeypatch, pfctl_bin, given, stor
 def test_duplicates_collapse(monkeypatch, pfctl_bin):
     fake = FakePfctl(table=None)
     result = run(
-        monkeypatch, fake, dict(table="t", addresses=["10.1.2.3/8", "10.0.0.0/8", "10.9.9.9/8"], pfctl_path=pfctl_bin)
+        monkeypatch, fake, dict(table="t", addresses=["10.1.2.3/9", "10.0.0.0/9", "10.9.9.9/9"], pfctl_path=pfctl_bin)
     )
-    assert result["added"] == ["10.0.0.0/8"]
-    assert fake.calls[1]["data"] == "10.0.0.0/8"
+    assert result["added"] == ["10.0.0.0/9"]
+    assert fake.calls[1]["data"] == "10.0.0.0/9"
 
 
 @pytest.mark.parametrize(
@@ -308,7 +322,12 @@ def test_exact_removes_every_other_entry_including_negated(monkeypatch, pfctl_bi
         monkeypatch,
         fake,
         dict(
-            table="t", addresses=["10.0.0.0/8", "203.0.113.9"], state="exact", pfctl_path=pfctl_bin, kill_states=False
+            table="t",
+            addresses=["10.0.0.0/8", "203.0.113.9"],
+            allow_wide_networks=True,
+            state="exact",
+            pfctl_path=pfctl_bin,
+            kill_states=False,
         ),
     )
     assert sorted(result["removed"]) == sorted(["10.0.0.1", "!192.168.1.5", "2001:db8::/32"])
@@ -343,17 +362,26 @@ def test_absent_on_missing_table_is_a_no_op(monkeypatch, pfctl_bin):
     assert fake.verbs() == ["show"]
 
 
-def test_kills_states_only_of_new_addresses_that_have_them(monkeypatch, pfctl_bin):
-    fake = FakePfctl(table=["172.16.7.27"], states=STATES_SAMPLE)
+def test_kills_states_only_of_listed_addresses_that_have_them(monkeypatch, pfctl_bin):
+    fake = FakePfctl(table=["192.0.2.50"], states=STATES_SAMPLE)
     result = run(
         monkeypatch,
         fake,
-        dict(table="t", addresses=["203.0.113.7", "203.0.113.8", "172.16.7.27"], pfctl_path=pfctl_bin),
+        dict(table="t", addresses=["203.0.113.7", "203.0.113.8", "192.0.2.50"], pfctl_path=pfctl_bin),
     )
     assert result["states_killed"] == 2
     kills = [c["args"][1:] for c in fake.calls if c["args"][1] == "-k"]
     assert kills == [["-k", "203.0.113.7"]]
     assert fake.verbs().count("-s states") == 1
+
+
+def test_states_of_a_listed_address_already_in_the_table_are_killed(monkeypatch, pfctl_bin):
+    # A run whose kill failed after the add left the address in the table with its states: the next
+    # run finishes the job and reports it as a change.
+    fake = FakePfctl(table=["203.0.113.7"], states=STATES_SAMPLE)
+    result = run(monkeypatch, fake, dict(table="t", addresses=["203.0.113.7"], pfctl_path=pfctl_bin))
+    assert result["added"] == [] and result["states_killed"] == 2 and result["changed"] is True
+    assert fake.verbs() == ["show", "-s states", "-k 203.0.113.7"]
 
 
 def test_outbound_state_source_is_the_local_host(monkeypatch, pfctl_bin):
@@ -379,7 +407,7 @@ def test_ten_thousand_addresses_take_one_show_and_one_add(monkeypatch, pfctl_bin
     assert fake.calls[1]["data"].count("\n") == 9999
     fake_again = FakePfctl(table=list(fake.table))
     again = run(monkeypatch, fake_again, dict(table="t", addresses=addresses, pfctl_path=pfctl_bin))
-    assert again["changed"] is False and fake_again.verbs() == ["show"]
+    assert again["changed"] is False and fake_again.verbs() == ["show", "-s states"]
 
 
 def test_pfctl_failure_reports_cmd_rc_stderr(monkeypatch, pfctl_bin):
@@ -435,7 +463,7 @@ def test_persist_file_alone_can_be_the_change(monkeypatch, pfctl_bin, tmp_path):
     [
         (dict(table="x" * 32), "31"),
         (dict(table="bad name"), "bad name"),
-        (dict(table="t", anchor="a/" + "b" * 64), "longer than 63"),
+        (dict(table="t", anchor="a/" + "b" * 64), "at most 63"),
         (dict(table="t", anchor="_pf"), "'_'"),
         (dict(table="t", anchor="f2b/*"), "wildcard"),
         (dict(table="t", anchor="f2b//sshd"), "empty path component"),
@@ -459,3 +487,280 @@ def test_missing_pfctl_is_reported(monkeypatch, tmp_path):
 def test_result_is_json_serialisable(monkeypatch, pfctl_bin):
     result = run(monkeypatch, FakePfctl(table=None), dict(table="t", addresses=["192.0.2.1"], pfctl_path=pfctl_bin))
     json.dumps(result)
+
+
+# ---------------------------------------------------------------------------- hostile input
+
+
+@pytest.mark.parametrize(
+    "bad, reason",
+    [
+        ("203.0.113.0/\u0662\u0664", "ASCII digits"),  # Arabic-Indic 24: str.isdigit() says yes
+        ("1.2.3.4/010", "leading zero"),  # pfctl: strtol(.., 0) reads octal, /8
+        ("1.2.3.4/00", "leading zero"),
+        ("1.2.3.4/0x8", "hexadecimal"),
+        ("1.2.3.4/+8", "sign or blanks"),
+        ("1.2.3.4/-1", "sign or blanks"),
+        ("1.2.3.4/ 8", "sign or blanks"),
+        ("1.2.3.4 /8", "not an IPv4 or IPv6 address"),
+        ("1.2.3.4/", "invalid netmask"),
+        ("1.2.3.4/1234", "invalid netmask"),
+        ("\u0661.2.3.4", "not an IPv4 or IPv6 address"),
+        ("1.2.3.4\x00", "not an IPv4 or IPv6 address"),
+        ("1.2.3.4\n5.6.7.8", "not an IPv4 or IPv6 address"),
+        ("1.2.3.4\u00a0", "not an IPv4 or IPv6 address"),  # no-break space: not pfctl's isspace()
+        ("01.2.3.4", "not an IPv4 or IPv6 address"),
+    ],
+)
+def test_addresses_pfctl_would_read_differently_are_refused_by_name(monkeypatch, pfctl_bin, bad, reason):
+    fake = FakePfctl(table=[])
+    result = run(monkeypatch, fake, dict(table="t", addresses=[bad], pfctl_path=pfctl_bin))
+    assert result["failed"] is True and result["invalid"] == [bad]
+    assert repr(bad) in result["msg"] and reason in result["msg"]
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize(
+    "table, words",
+    [
+        ("t\x00x", "control character"),
+        ("t\nx", "control character"),
+        ("t\tx", "control character"),
+        ("\u00e9" * 20, "40 bytes"),  # 20 characters, 40 bytes of UTF-8
+        ("\u00e9" * 10, "non-ASCII"),  # 20 bytes: fits, but not ASCII
+        ("a(b)", "cannot hold"),
+    ],
+)
+def test_table_names_are_refused_by_bytes_and_characters(monkeypatch, pfctl_bin, table, words):
+    fake = FakePfctl(table=[])
+    result = run(monkeypatch, fake, dict(table=table, addresses=["192.0.2.1"], pfctl_path=pfctl_bin))
+    assert result["failed"] is True and words in result["msg"] and repr(table) in result["msg"]
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize(
+    "anchor, words",
+    [
+        ("f2b/../pfguard", "'..' component"),
+        ("./pfguard", "'.' component"),
+        ("pfguard\nevil/x", "control character"),
+        ("pf\x00guard", "control character"),
+        ("pf guard", "whitespace"),
+        ('pf"guard', "quote"),
+        ("caf\u00e9", "non-ASCII"),
+        ("/".join(["a" * 63] * 17), "1023 bytes"),  # 1087 bytes
+    ],
+)
+def test_anchor_paths_are_refused(monkeypatch, pfctl_bin, anchor, words):
+    fake = FakePfctl(table=[])
+    result = run(monkeypatch, fake, dict(table="t", anchor=anchor, addresses=["192.0.2.1"], pfctl_path=pfctl_bin))
+    assert result["failed"] is True and words in result["msg"]
+    assert fake.calls == []
+
+
+def test_longest_names_pf_allows_are_accepted(monkeypatch, pfctl_bin):
+    anchor = "/".join(["a" * 63] * 15) + "/" + "b" * 63  # 1023 bytes
+    fake = FakePfctl(table=[])
+    result = run(monkeypatch, fake, dict(table="x" * 31, anchor=anchor, addresses=["192.0.2.1"], pfctl_path=pfctl_bin))
+    assert result["added"] == ["192.0.2.1"]
+    assert fake.calls[0]["args"][1:5] == ["-a", anchor, "-t", "x" * 31]
+
+
+@pytest.mark.parametrize(
+    "address, allowed",
+    [
+        ("10.0.0.0/8", False),
+        ("128.0.0.0/1", False),
+        ("10.0.0.0/9", True),
+        ("2001:db8::/32", False),
+        ("2001:db8::/33", True),
+    ],
+)
+def test_wide_networks_need_allow_wide_networks(monkeypatch, pfctl_bin, address, allowed):
+    fake = FakePfctl(table=[])
+    result = run(monkeypatch, fake, dict(table="t", addresses=[address], kill_states=False, pfctl_path=pfctl_bin))
+    if allowed:
+        assert result["added"] == [address]
+        return
+    assert result["failed"] is True and address in result["msg"] and "allow_wide_networks" in result["msg"]
+    assert "unknown" in result["msg"]  # the controller's address, or that it is not known
+    assert fake.calls == []
+    fake = FakePfctl(table=[])
+    args = dict(table="t", addresses=[address], kill_states=False, allow_wide_networks=True, pfctl_path=pfctl_bin)
+    assert run(monkeypatch, fake, args)["added"] == [address]
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0/0", "::/0"])
+def test_default_route_is_refused_even_with_allow_wide_networks(monkeypatch, pfctl_bin, address):
+    fake = FakePfctl(table=[])
+    args = dict(table="t", addresses=[address], allow_wide_networks=True, pfctl_path=pfctl_bin)
+    result = run(monkeypatch, fake, args)
+    assert result["failed"] is True and "covers every" in result["msg"]
+    assert fake.calls == []
+
+
+def test_pass_tables_may_hold_wide_networks(monkeypatch, pfctl_bin):
+    fake = FakePfctl(table=[])
+    args = dict(table="trusted", addresses=["10.0.0.0/8"], protect_controller=False, kill_states=False)
+    assert run(monkeypatch, fake, dict(args, pfctl_path=pfctl_bin))["added"] == ["10.0.0.0/8"]
+
+
+@pytest.mark.parametrize(
+    "given, address",
+    [
+        (["192.0.2.10"], "192.0.2.0/24"),
+        ("192.0.2.10", "192.0.2.10"),
+        (["::ffff:192.0.2.10"], "192.0.2.0/28"),
+        (["fe80::1%en0"], "fe80::/64"),
+        (["2001:db8::10"], "2001:db8::/48"),
+    ],
+)
+def test_controller_address_option_is_protected(monkeypatch, pfctl_bin, given, address):
+    fake = FakePfctl(table=[])
+    result = run(
+        monkeypatch, fake, dict(table="t", addresses=[address], controller_address=given, pfctl_path=pfctl_bin)
+    )
+    assert result["failed"] is True and "the controller's address" in result["msg"]
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize("given", [["controller.example"], ["192.0.2.10/24"], [""], ["192.0.2.1\n"]])
+def test_bad_controller_address_is_refused_by_name(monkeypatch, pfctl_bin, given):
+    fake = FakePfctl(table=[])
+    result = run(
+        monkeypatch, fake, dict(table="t", addresses=["203.0.113.7"], controller_address=given, pfctl_path=pfctl_bin)
+    )
+    if given == ["192.0.2.1\n"]:  # surrounding blanks are not part of the address
+        assert result["controller_address"] == ["192.0.2.1"]
+        return
+    assert result["failed"] is True and repr(given[0]) in result["msg"] and result["invalid"] == given
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "   203.0.113.7\nGARBAGE\n",
+        "   10.0.0.1/08\n",
+        "   10.0.0.1/8\n",  # host bits set: not what pfctl prints
+        "   2001:DB8::1\n",
+        "\t10.0.0.1\n",
+        "   10.0.0.1\t(host.example)\n",
+        "   \ufffd\n",
+    ],
+)
+def test_show_output_that_is_not_pfctls_fails_naming_the_line_before_any_change(monkeypatch, pfctl_bin, garbage):
+    fake = FakePfctl(show_result=(0, garbage, ALTQ))
+    args = dict(table="t", addresses=["192.0.2.1"], state="exact", pfctl_path=pfctl_bin)
+    result = run(monkeypatch, fake, args)
+    assert result["failed"] is True and "not a table entry" in result["msg"] and "nothing was changed" in result["msg"]
+    bad = [line for line in garbage.split("\n") if line and line != "   203.0.113.7"][0]
+    assert repr(bad) in result["msg"]
+    assert fake.verbs() == ["show"]
+
+
+def test_state_listing_that_is_not_pfctls_fails_after_saying_what_changed(monkeypatch, pfctl_bin, tmp_path):
+    persist = tmp_path / "t.txt"
+    fake = FakePfctl(
+        table=[], states="ALL tcp 198.51.100.11:22 <- 203.0.113.7:50122 ESTABLISHED:ESTABLISHED\nnonsense\n"
+    )
+    args = dict(table="t", addresses=["203.0.113.7"], persist_file=str(persist), pfctl_path=pfctl_bin)
+    result = run(monkeypatch, fake, args)
+    assert result["failed"] is True
+    assert (
+        "'nonsense'" in result["msg"] and "was changed (1 added, 0 removed) and persist_file written" in result["msg"]
+    )
+    assert persist.read_text() == "203.0.113.7\n" and fake.table == ["203.0.113.7"]
+
+
+def test_a_hung_pfctl_fails_naming_the_command(monkeypatch, pfctl_bin):
+    def hung(args, data=None, environ_update=None):
+        raise CommandTimeout(
+            "%s did not finish within 7 seconds and was killed (command_timeout)" % " ".join(args), cmd=args
+        )
+
+    hung.verbs = lambda: []
+    result = run(monkeypatch, hung, dict(table="t", addresses=["192.0.2.1"], command_timeout=7, pfctl_path=pfctl_bin))
+    assert result["failed"] is True
+    assert (
+        result["msg"] == "%s -t t -T show did not finish within 7 seconds and was killed (command_timeout)" % pfctl_bin
+    )
+    assert hung.timeout == 7
+
+
+@pytest.mark.parametrize("timeout", [0, -1, 3601, 10**12])
+def test_command_timeout_out_of_range_is_refused(monkeypatch, pfctl_bin, timeout):
+    fake = FakePfctl(table=[])
+    result = run(
+        monkeypatch, fake, dict(table="t", addresses=["192.0.2.1"], command_timeout=timeout, pfctl_path=pfctl_bin)
+    )
+    assert result["failed"] is True and "command_timeout %d" % timeout in result["msg"]
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize("path", ["pfctl", "./pfctl", "/sbin/pf\nctl", "/sbin/pf\x00ctl"])
+def test_pfctl_path_must_be_absolute_without_control_characters(monkeypatch, path):
+    fake = FakePfctl(table=[])
+    result = run(monkeypatch, fake, dict(table="t", addresses=["192.0.2.1"], pfctl_path=path))
+    assert result["failed"] is True and "pfctl_path %r" % path in result["msg"]
+    assert fake.calls == []
+
+
+def test_pfctl_path_is_not_expanded(monkeypatch, pfctl_bin):
+    monkeypatch.setenv("PFCTL_DIR", os.path.dirname(pfctl_bin))
+    fake = FakePfctl(table=[])
+    result = run(monkeypatch, fake, dict(table="t", addresses=["192.0.2.1"], pfctl_path="$PFCTL_DIR/pfctl"))
+    assert result["failed"] is True and "$PFCTL_DIR/pfctl" in result["msg"]
+
+
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda p: p.mkdir(), "is a directory"),
+        (lambda p: os.mkfifo(str(p)), "is a FIFO"),
+        (lambda p: os.symlink("/etc/hostname", str(p)), "is a symbolic link"),
+        (lambda p: None, "does not exist"),  # persist_file in a missing directory
+    ],
+)
+def test_unsafe_persist_file_is_refused_before_pfctl_runs(monkeypatch, pfctl_bin, tmp_path, make, words):
+    target = tmp_path / "persist"
+    make(target)
+    path = str(target) if words != "does not exist" else str(tmp_path / "missing" / "persist")
+    fake = FakePfctl(table=[])
+    result = run(monkeypatch, fake, dict(table="t", addresses=["192.0.2.1"], persist_file=path, pfctl_path=pfctl_bin))
+    assert result["failed"] is True and path in result["msg"] and words in result["msg"]
+    assert fake.calls == []
+
+
+def test_persist_file_that_cannot_be_staged_changes_nothing(monkeypatch, pfctl_bin, tmp_path):
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pfctl_table, "StagedFile", full)
+    fake = FakePfctl(table=["192.0.2.9"])
+    persist = tmp_path / "t.txt"
+    result = run(
+        monkeypatch, fake, dict(table="t", addresses=["192.0.2.1"], persist_file=str(persist), pfctl_path=pfctl_bin)
+    )
+    assert result["failed"] is True and "No space left on device" in result["msg"]
+    assert "nothing was changed" in result["msg"]
+    assert fake.verbs() == ["show"] and fake.table == ["192.0.2.9"]
+
+
+def test_failed_add_discards_the_staged_persist_file(monkeypatch, pfctl_bin, tmp_path):
+    persist = tmp_path / "t.txt"
+    persist.write_text("192.0.2.9\n")
+    fake = FakePfctl(table=["192.0.2.9"], add_rc=255)
+    result = run(
+        monkeypatch, fake, dict(table="t", addresses=["192.0.2.1"], persist_file=str(persist), pfctl_path=pfctl_bin)
+    )
+    assert result["failed"] is True and "table t is unchanged; persist_file was not written" in result["msg"]
+    assert persist.read_text() == "192.0.2.9\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pfctl", "pfctl_table.lock", "t.txt"]
+
+
+def test_wrong_types_fail_cleanly(monkeypatch, pfctl_bin):
+    fake = FakePfctl(table=[])
+    result = run(monkeypatch, fake, dict(table="t", addresses={"a": 1}, pfctl_path=pfctl_bin))
+    assert result["failed"] is True and "addresses" in result["msg"]
+    assert fake.calls == []

@@ -1,0 +1,106 @@
+"""The collection's filters fed hostile input through real Ansible (`ansible localhost` from the checkout, which
+finds pfguard.macos through ansible.cfg; no lab needed): the user sees the filter's own message naming the value,
+printable and short, and no Python traceback or exception from inside a filter."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+from pfguard_lab.adhoc import ANSIBLE, QUIET, REPO
+
+ATTACKER = "198.51.100.200"
+# A Python exception other than Ansible's, as a traceback names it: what a crash inside a filter looks like.
+CRASH = re.compile(r"^\S*(TypeError|ValueError|KeyError|IndexError|AttributeError|OverflowError|RecursionError|"
+                   r"UnicodeError|UnicodeEncodeError|UnicodeDecodeError)\b", re.MULTILINE)  # fmt: skip
+
+
+def debug(expression: str, traceback: bool = False) -> subprocess.CompletedProcess:
+    """`ansible localhost -m ansible.builtin.debug -a msg=<expression>` from the checkout."""
+    env = {**os.environ, **QUIET, "ANSIBLE_DISPLAY_TRACEBACK": "always" if traceback else "never"}
+    return subprocess.run(
+        [ANSIBLE, "localhost", "-i", "localhost,", "-c", "local", "-m", "ansible.builtin.debug",
+         "-a", json.dumps({"msg": expression})],
+        cwd=REPO, capture_output=True, text=True, errors="surrogateescape", timeout=120, check=False,
+        stdin=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+
+
+def fleet_with_ban_time(when: str) -> str:
+    """A one-host fleet, as a Jinja expression, whose one ban record has the ban time `when` (an expression)."""
+    return "{'mac1': {'fail2ban': {'history': [{'jail': 'sshd', 'ip': '%s', 'timeofban': %s}]}}}" % (ATTACKER, when)
+
+
+# (id, the expression, what the error message says)
+REFUSED = [
+    ("verdict-jails-string", "{{ {} | pfguard.macos.protection_verdict(jails='sshd') }}",
+     "protection_verdict: jails must be a list of jail names, got 'sshd'"),
+    ("verdict-reachable-anchors-null",
+     "{{ {'pf': {'enabled': true, 'reachable_anchors': none}} | pfguard.macos.protection_verdict(jails=[]) }}",
+     "protection_verdict: pf.reachable_anchors must be a list of strings, got None"),
+    ("verdict-log-minutes-bool", "{{ {} | pfguard.macos.protection_verdict(log_minutes=true) }}",
+     "protection_verdict: log_minutes must be a positive integer, got True"),
+    ("report-year-10000", "{{ %s | pfguard.macos.ban_report }}" % fleet_with_ban_time("253402300800"),
+     "ban_report: mac1: timeofban of 198.51.100.200 in jail sshd is out of range"),
+    ("report-nan", "{{ %s | pfguard.macos.ban_report }}" % fleet_with_ban_time("'nan' | float"),
+     "ban_report: mac1: timeofban of 198.51.100.200 in jail sshd must be a number, got nan"),
+    ("report-bool", "{{ %s | pfguard.macos.ban_report }}" % fleet_with_ban_time("false"),
+     "ban_report: mac1: timeofban of 198.51.100.200 in jail sshd must be a number, got False"),
+    ("report-top-huge", "{{ {} | pfguard.macos.ban_report(top=10 ** 5000) }}",
+     "ban_report: top must be at most 9223372036854775807, got an integer of about 5000 digits"),
+    ("normalize-string", "{{ '203.0.113.7' | pfguard.macos.pf_normalize }}",
+     "pf_normalize must be a list of addresses, got '203.0.113.7'"),
+    ("normalize-arabic-indic-digits", "{{ ['10.0.0.0/٢٤'] | pfguard.macos.pf_normalize }}",
+     "pf_normalize: not valid addresses: '10.0.0.0/٢٤'"),
+    ("overlapping-networks-null", "{{ ['203.0.113.7'] | pfguard.macos.pf_overlapping(none) }}",
+     "pf_overlapping networks must be a list of addresses, got None"),
+    ("overlapping-escape-sequence", "{{ ['198.51.100.7\\x1b[2J'] | pfguard.macos.pf_overlapping(['0.0.0.0/0']) }}",
+     "pf_overlapping: not valid addresses: '198.51.100.7\\x1b[2J'"),
+    ("inside-surrogate", "{{ ['\\udcff'] | pfguard.macos.pf_inside(['0.0.0.0/0']) }}",
+     "pf_inside: not valid addresses: '\\udcff'"),
+    ("inside-very-long", "{{ ['1' * 100000] | pfguard.macos.pf_inside(['0.0.0.0/0']) }}",
+     "pf_inside: not valid addresses: '" + "1" * 80 + "...'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("expression, message", [row[1:] for row in REFUSED], ids=[row[0] for row in REFUSED])
+def test_hostile_input_fails_the_task_with_the_filters_message(expression, message):
+    run = debug(expression)
+    output = run.stdout + run.stderr
+    assert run.returncode == 2, output
+    errors = [line for line in output.splitlines() if line.startswith("[ERROR]: ")]
+    assert len(errors) == 1, output
+    assert message in errors[0]
+    assert "Traceback" not in output
+    # The value is shown escaped and cut short: no control character or surrogate reaches the terminal.
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]", output)
+    assert "1" * 200 not in output
+
+
+@pytest.mark.parametrize("expression, message", [row[1:] for row in REFUSED], ids=[row[0] for row in REFUSED])
+def test_the_traceback_behind_the_message_is_the_filters_refusal_not_a_crash(expression, message):
+    """With tracebacks on, what is shown is the filter's own AnsibleFilterError, raised on purpose."""
+    run = debug(expression, traceback=True)
+    output = run.stdout + run.stderr
+    assert run.returncode == 2, output
+    assert "ansible.errors.AnsibleTemplatePluginError: " + message in output
+    assert not CRASH.search(output), CRASH.search(output).group(0)
+
+
+def test_valid_input_still_gives_the_documented_result():
+    """The same harness, with input the filters accept: the task succeeds and prints the result."""
+    run = debug("{{ ['203.0.113.7/32', '2001:DB8:0:0::1/64', '10.1.2.3/8'] | pfguard.macos.pf_normalize }}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "- 203.0.113.7\n" in run.stdout and "- 2001:db8::/64\n" in run.stdout and "- 10.0.0.0/8\n" in run.stdout
+
+
+def test_pf_invalid_lists_hostile_values_without_failing():
+    """pf_invalid never fails: it names each bad value, escaped, so a play can show them all at once."""
+    run = debug("{{ ['203.0.113.7', '\\x1b[2J', none, '١٩٢.٠.٢.١'] | pfguard.macos.pf_invalid }}")
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output
+    assert "\\x1b[2J" in run.stdout and "'None'" in run.stdout and "١٩٢.٠.٢.١" in run.stdout
+    assert "\x1b" not in output
