@@ -75,9 +75,10 @@ def check_write_target(path, what="file"):
         raise UnsafePath("%s %s is %s; only a regular file is written" % (what, path, _kind(mode)))
 
 
-def read_bounded(path, limit=DEFAULT_READ_LIMIT, what="file"):
-    """Bytes of the regular file `path`, at most `limit` of them; None when it does not exist.
-    Raises UnsafePath for links, FIFOs, devices, directories and files over the limit."""
+def open_regular(path, what="file"):
+    """A read-only descriptor of the regular file `path`, opened with O_NOFOLLOW|O_NONBLOCK and checked
+    with fstat; None when it does not exist. Raises UnsafePath for links, FIFOs, sockets, devices and
+    directories, which are never opened for reading (a FIFO would block, /dev/zero never ends)."""
     check_path_text(path, what)
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
@@ -87,11 +88,23 @@ def read_bounded(path, limit=DEFAULT_READ_LIMIT, what="file"):
             return None
         if exc.errno == errno.ELOOP:
             raise UnsafePath("%s %s is a symbolic link; it is not followed" % (what, path)) from None
+        if exc.errno == errno.ENXIO:  # what open(2) says for a socket
+            raise UnsafePath("%s %s is not a regular file (it is a socket)" % (what, path)) from None
         raise UnsafePath("%s %s cannot be opened: %s" % (what, path, exc.strerror)) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise UnsafePath("%s %s is not a regular file (it is %s)" % (what, path, _kind(mode)))
+    return fd
+
+
+def read_bounded(path, limit=DEFAULT_READ_LIMIT, what="file"):
+    """Bytes of the regular file `path`, at most `limit` of them; None when it does not exist.
+    Raises UnsafePath as open_regular does, and for files over the limit."""
+    fd = open_regular(path, what)
+    if fd is None:
+        return None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise UnsafePath("%s %s is %s; only a regular file is read" % (what, path, _kind(mode)))
         chunks = []
         size = 0
         while size <= limit:

@@ -171,17 +171,19 @@ ansible_facts:
               time: 4070908800.0
 """
 
-import errno
 import os
 import re
 import socket
-import stat
 import time
 from datetime import datetime
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pfguard.macos.plugins.module_utils.pfctl import parse_entry
-from ansible_collections.pfguard.macos.plugins.module_utils.safe_files import UnsafePath, check_path_text
+from ansible_collections.pfguard.macos.plugins.module_utils.safe_files import (
+    UnsafePath,
+    check_path_text,
+    open_regular,
+)
 
 # `log stream --style syslog`: "YYYY-MM-DD HH:MM:SS.ffffff+zzzz  localhost PROCESS[PID]: message".
 LINE = re.compile(
@@ -200,7 +202,6 @@ MAX_PROCESSES = 64
 MAX_WAIT = 600
 MAX_TAIL_BYTES = 16 * 1024 * 1024
 READ_CHUNK = 1024 * 1024
-NOT_REGULAR = "log file %s is not a regular file (a directory, FIFO, socket or device)"
 _PROCESS_BAD = re.compile(r"[\s\[\x00-\x1f\x7f]")
 
 
@@ -221,21 +222,11 @@ def read_tail(path, tail_bytes):
     """The last `tail_bytes` of the regular file `path` as text, starting at a line boundary; None when
     the file does not exist. Opened with O_NOFOLLOW|O_NONBLOCK and checked with fstat, so a symbolic
     link, FIFO, device or directory raises UnsafePath naming it instead of blocking or never ending."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        if exc.errno == errno.ENOENT:
-            return None
-        if exc.errno == errno.ELOOP:
-            raise UnsafePath("log file %s is a symbolic link; it is not followed" % path) from None
-        if exc.errno == errno.ENXIO:  # what open(2) says for a socket
-            raise UnsafePath(NOT_REGULAR % path) from None
-        raise UnsafePath("log file %s cannot be opened: %s" % (path, exc.strerror)) from None
+    fd = open_regular(path, "log file")
+    if fd is None:
+        return None
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UnsafePath(NOT_REGULAR % path)
         start = max(0, info.st_size - tail_bytes)
         # One byte before the window tells whether it starts at a line boundary.
         os.lseek(fd, max(0, start - 1), os.SEEK_SET)
