@@ -1,11 +1,11 @@
-"""Server.app's Adaptive Firewall tool `afctl` (pfctl-macos.md §5).
+"""Server.app's Adaptive Firewall tool `afctl` (docs/reference/macos.md#adaptive-firewall).
 
 afctl [-v level] [-a ip [-t minutes]] [-w ip] [-x ip] [-r ip] [-d] [-e] [-f] [-X] [-T n] [-H minutes]
   -w / -x   add to / remove from the whitelist
   -a / -r   add to / remove from the blacklist, and the PF table <blockedHosts> in anchor
             com.apple/400.AdaptiveFirewall (via /sbin/pfctl, argv lists only)
   -d / -e   disable / enable the afctl-managed rules (flush / reload the anchor)
-  -f        force-enable: runs `pfctl -E` (its output is afctl's, §5) and enables the rules
+  -f        force-enable: runs `pfctl -E` (its output is afctl's) and enables the rules
   -X        disable afctl: flush the rules and release the PF reference taken by -f
   -T n      bad-auth threshold (hostBlockThreshold in emond's AdaptiveFirewall.plist)
   -H min    default block time (default_timeout in /etc/af.plist)
@@ -45,7 +45,7 @@ PFCTL = "/sbin/pfctl"
 ANCHOR = "com.apple/400.AdaptiveFirewall"
 TABLE = "blockedHosts"
 
-# Contents UNVERIFIED (pfctl-macos.md §5: "The anchor file's contents are UNVERIFIED").
+# Contents UNVERIFIED: no public source shows the anchor file (docs/reference/macos.md#adaptive-firewall).
 ANCHOR_TEXT = """#
 # Adaptive Firewall anchor (pfguard lab reconstruction; the real file's contents are unverified).
 #
@@ -53,7 +53,8 @@ table <blockedHosts> persist
 block drop in quick from <blockedHosts> to any
 """
 
-# Appended to /etc/pf.anchors/com.apple by AdaptiveFirewallSetup.sh, exactly as pfctl-macos.md §5 shows.
+# Appended to /etc/pf.anchors/com.apple by AdaptiveFirewallSetup.sh, exactly
+# (docs/reference/macos.md#adaptive-firewall).
 COM_APPLE_LINES = f"""
 #
 # Adaptive Firewall anchor point.
@@ -101,7 +102,7 @@ def on_disk(path: str, root: Path | None = None) -> Path:
 
 
 def parse_address(text: str) -> str:
-    """IPv4/IPv6 address or CIDR block in canonical form; no DNS (pfctl-macos.md §5)."""
+    """IPv4/IPv6 address or CIDR block in canonical form; no DNS (docs/reference/macos.md#adaptive-firewall)."""
     try:
         if "/" in text:
             return str(ipaddress.ip_network(text, strict=False))
@@ -344,8 +345,8 @@ def main(argv: list[str] | None = None) -> int:
                 elif flag in ("-e", "-f"):
                     state = store.state()
                     if flag == "-f":
-                        # §5: `afctl -f` enables pf itself; pfctl's own stderr (ALTQ lines, then
-                        # "pf enabled\nToken : N") is what afctl shows.
+                        # docs/reference/macos.md#adaptive-firewall: `afctl -f` enables pf itself; pfctl's
+                        # own stderr (ALTQ lines, then "pf enabled\nToken : N") is what afctl shows.
                         result = pfctl(root, ["-E"])
                         sys.stdout.write(result.stdout)
                         sys.stderr.write(result.stderr)

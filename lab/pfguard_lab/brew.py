@@ -1,6 +1,7 @@
 """`brew` for the admin user, with one formula, `fail2ban`, backed by this machine's real fail2ban 1.0.2.
 
-fail2ban-macos.md §3 and ansible-ecosystem.md §1 (community.general.homebrew, homebrew_services).
+docs/reference/fail2ban.md#homebrew-packaging and docs/reference/ansible.md#homebrew-modules
+(community.general.homebrew, homebrew_services).
 What `community.general.homebrew` runs is implemented: `info --json=v2 [--installed]`, `install`,
 `uninstall --force`, `upgrade`, `update`, `link`, `unlink`, `list`, `outdated`, plus `--prefix`,
 `--cellar`, `--repository`, `--version`, `shellenv`, `doctor`, and `services list|info|stop|cleanup`.
@@ -203,7 +204,8 @@ class Homebrew:
         return CAVEATS.format(etc=f"{self.prefix}/etc")
 
     def service_plist(self) -> dict:
-        # service.rb to_plist for `run [opt_bin/"fail2ban-client", "-x", "start"]` (fail2ban-macos.md §3).
+        # service.rb to_plist for `run [opt_bin/"fail2ban-client", "-x", "start"]`
+        # (docs/reference/fail2ban.md#homebrew-packaging).
         return {
             "Label": SERVICE_LABEL,
             "LimitLoadToSessionType": ["Aqua", "Background", "LoginWindow", "StandardIO", "System"],

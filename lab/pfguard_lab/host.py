@@ -366,7 +366,7 @@ def _plist(data: dict) -> bytes:
 def system_daemons() -> dict[str, bytes]:
     """/System/Library/LaunchDaemons files the lab installs on every Mac."""
     return {
-        PFCTL_PLIST[0]: _data_file(PFCTL_PLIST[1]),  # Apple's stock (pfctl-macos.md §4)
+        PFCTL_PLIST[0]: _data_file(PFCTL_PLIST[1]),  # Apple's stock (docs/reference/macos.md#boot-time-pf-loading)
         "/System/Library/LaunchDaemons/com.openssh.sshd.plist": _plist(
             {
                 "Label": "com.openssh.sshd",

@@ -1,4 +1,4 @@
-"""Emulated /usr/bin/plutil (pfctl-macos.md §6): -lint, -convert, -p, -extract, -type, -insert,
+"""Emulated /usr/bin/plutil (docs/reference/macos.md#plutil): -lint, -convert, -p, -extract, -type, -insert,
 -replace, -remove, -create, -help.
 
 Paths are used exactly as given (relative to the cwd, never prefixed with $PFGUARD_LAB_ROOT): plutil
@@ -457,7 +457,7 @@ def lint(options: Options) -> int:
         try:
             parse_plist(read_input(path))
         except ValueError as exc:
-            # pfctl-macos.md §6: "FILE: <parser message>", exit 1. Stream UNVERIFIED (stderr chosen).
+            # docs/reference/macos.md#plutil: "FILE: <parser message>", exit 1. Stream UNVERIFIED (stderr chosen).
             sys.stderr.write(f"{path}: {exc}\n")
             status = 1
             continue

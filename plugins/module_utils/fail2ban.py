@@ -26,7 +26,7 @@ from ansible_collections.pfguard.macos.plugins.module_utils.command_error import
 from ansible_collections.pfguard.macos.plugins.module_utils.pfctl import parse_entry
 from ansible_collections.pfguard.macos.plugins.module_utils.safe_files import UnsafePath, check_path_text
 
-# Homebrew's prefixes: Apple silicon first, then Intel (fail2ban-macos.md §3).
+# Homebrew's prefixes: Apple silicon first, then Intel (docs/reference/fail2ban.md#homebrew-packaging).
 CLIENT_CANDIDATES = ("/opt/homebrew/bin/fail2ban-client", "/usr/local/bin/fail2ban-client")
 
 # What `ping` logs when nothing listens on the socket: no socket file ("Failed to access socket path:

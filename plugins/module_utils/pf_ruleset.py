@@ -2,7 +2,8 @@
 # Copyright: (c) 2026, pfguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Read-only view of PF's state from pfctl's show commands (pfctl-macos.md §2.4, §3): status, enable
+"""Read-only view of PF's state from pfctl's show commands (docs/reference/pfctl.md, sections
+status-output, references-listing, anchor-listing, rule-listing, table-show-formats): status, enable
 tokens, anchors, filter rules, tables, and what actually blocks: the anchors the main ruleset reaches
 and the tables that block rules in those anchors reference (docs/lab-design.md "Reachability")."""
 
@@ -38,7 +39,7 @@ _QUOTED_RE = re.compile(r'"[^"]*"')
 _TABLE_REF_RE = re.compile(r"(!\s*)?<([^<>\s]+)>")
 _ADDRESSES_RE = re.compile(r"^\s+Addresses:\s+(\d+)\s*$")
 # Errors of a show command on an anchor that vanished after `-s Anchors` listed it (fail2ban's
-# actionstop can empty one at any time); pfctl-macos.md §1 and §2.2.
+# actionstop can empty one at any time); docs/reference/pfctl.md#exit-codes and pfctl.md#table-errors.
 _VANISHED_ANCHOR = ("pfctl: DIOCGETRULES: Invalid argument", "pfctl: Anchor or Ruleset does not exist.")
 
 

@@ -17,7 +17,7 @@ pytest_plugins = ["lab_fixtures", "fleet_fixtures"]
 MODULE = "pfguard.macos.pf_facts"
 HOOKED_ANCHORS = ("pfguard", "f2b/sshd")
 BLOCKING = ("pfguard:pfguard_blocklist", "f2b/sshd:f2b-sshd")
-# Apple's /etc/pf.conf (pfctl-macos.md §4), as a macOS update puts it back.
+# Apple's /etc/pf.conf (docs/reference/macos.md#stock-pf-configuration), as a macOS update puts it back.
 STOCK_PF_CONF = (REPO / "lab" / "pfguard_lab" / "data" / "pf.conf").read_text()
 # org.pfguard.pf re-hooks a dropped hook every pfguard_pf_check_interval seconds; while mac1 runs the
 # stock ruleset the job is booted out, so the broken state is the one the facts see.
@@ -50,7 +50,7 @@ def assert_protected(fleet, host: str, pf: dict) -> None:
 def test_converged_mac_is_hooked_and_blocks(fleet, host):
     pf = pf_facts(fleet, host)
     assert_protected(fleet, host, pf)
-    # Apple's anchor calls evaluate com.apple's children, not com.apple itself (§4).
+    # Apple's anchor calls evaluate com.apple's children, not com.apple itself (docs/reference/pfctl.md#rule-listing).
     assert "com.apple" in pf["anchors"] and "com.apple" not in pf["reachable_anchors"]
     assert "f2b" not in pf["reachable_anchors"]
     trusted = next(t for t in pf["tables"] if t["name"] == "pfguard_trusted")

@@ -1,4 +1,4 @@
-"""Protection end to end (issue 5, cases 1-7): the fleet after site.yml against a password attack.
+"""Protection end to end, the seven protection cases: the fleet after site.yml against a password attack.
 
 Run under the lab lock: `flock /tmp/pfguard-lab.lock .venv/bin/pytest -q -p no:cacheprovider
 tests/fleet/test_protection.py`. Every case starts from a fleet without bans and leaves it so (the
@@ -26,7 +26,7 @@ pytest_plugins = ["lab_fixtures", "fleet_fixtures"]
 MAXRETRY = POLICY["pfguard_fail2ban_maxretry"]
 AUTH_LOG = "/var/log/pfguard/auth.log"
 FAIL2BAN_LABEL = "org.pfguard.fail2ban"
-BAN_DEADLINE = 2.0  # seconds from the last failure by which a new connection must time out (issue 5)
+BAN_DEADLINE = 2.0  # seconds from the last failure by which a new connection must time out
 PROBE_WAIT = 2.0  # `pfguard-lab probe` waits this long for an answer
 PROBE_MARGIN = 0.5  # begin the probe this much before the deadline (its start-up time varies)
 # The lab's sshd process names (docs/lab-design.md "Unified log"): macOS 15 logs failures as sshd-auth.

@@ -2,7 +2,7 @@
 
 Test modules load this as a plugin: `pytest_plugins = ["pf_fixtures"]`; constants are imported
 directly (hence PYTEST_DONT_REWRITE: the module is imported before pytest could rewrite it).
-Texts below are verbatim from ../shared/reference/pfctl-macos.md.
+Texts below are verbatim from docs/reference/pfctl.md (sections cited inline).
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from pfguard_lab.pf import states
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "lab" / "pfguard_lab" / "data"
 
-ALTQ = "No ALTQ support in kernel\nALTQ related functions disabled\n"  # §3
-F_WARNING = (  # §3, note the blank line
+ALTQ = "No ALTQ support in kernel\nALTQ related functions disabled\n"  # pfctl.md#streams
+F_WARNING = (  # pfctl.md#streams, note the blank line
     "pfctl: Use of -f option, could result in flushing of rules\n"
     "present in the main ruleset added by the system at startup.\n"
     "See /etc/pf.conf for further details.\n\n"
 )
-USAGE = (  # §1
+USAGE = (  # pfctl.md#command-line
     "usage: pfctl [-AdeghmNnOqRrvz] [-a anchor] [-D macro=value] [-F modifier]\n"
     "\t[-f file] [-i interface] [-K host | network] [-k host | network]\n"
     "\t[-o level] [-p device] [-s modifier] [-w interval]\n"

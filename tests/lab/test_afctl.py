@@ -1,4 +1,4 @@
-"""Server.app's afctl: files, flags and PF table effects (pfctl-macos.md §5)."""
+"""Server.app's afctl: files, flags and PF table effects (docs/reference/macos.md#adaptive-firewall)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from pfguard_lab import afctl
 from ulog_fixtures import lab_env, make_root, remove_root, run_as_admin, server_app_root, system_python_launcher
 
-# Apple's stock /etc/pf.anchors/com.apple (pfctl-macos.md §4).
+# Apple's stock /etc/pf.anchors/com.apple (docs/reference/macos.md#stock-pf-configuration).
 STOCK_COM_APPLE = """#
 # com.apple ruleset, referred to by the default /etc/pf.conf file.
 # See notes in that file regarding the anchor point in the main ruleset.
@@ -29,7 +29,7 @@ anchor "200.AirDrop/*"
 #
 anchor "250.ApplicationFirewall/*"
 """
-# What AdaptiveFirewallSetup.sh appends (pfctl-macos.md §5), verbatim.
+# What AdaptiveFirewallSetup.sh appends (docs/reference/macos.md#adaptive-firewall), verbatim.
 AF_LINES = (
     "\n#\n# Adaptive Firewall anchor point.\n#\n"
     'anchor "400.AdaptiveFirewall/*"\n'
@@ -189,6 +189,7 @@ def test_force_enable_disable_and_release(server):
     assert server.afctl("-a", "198.51.100.200").returncode == 0
     forced = server.afctl("-f")
     assert forced.returncode == 0, forced.stderr
+    # The message's §5 is the Adaptive Firewall section: docs/reference/macos.md#adaptive-firewall.
     assert "pf enabled\nToken : " in forced.stderr, "afctl -f shows pfctl -E's output (§5)"
     assert "Status: Enabled" in server.pfctl("-s", "info").stdout
     rules = server.pfctl("-a", ANCHOR, "-s", "rules").stdout

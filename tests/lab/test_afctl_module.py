@@ -1,5 +1,5 @@
 """pfguard.macos.afctl run by real `ansible localhost` against the lab's afctl emulator, standalone in a
-temp root (pfctl-macos.md §5): idempotence, check mode, unblock, whitelist modes."""
+temp root (docs/reference/macos.md#adaptive-firewall): idempotence, check mode, unblock, whitelist modes."""
 
 from __future__ import annotations
 

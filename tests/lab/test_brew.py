@@ -1,4 +1,5 @@
-"""brew for the admin user, backed by the machine's fail2ban (fail2ban-macos.md §3, ansible-ecosystem.md §1)."""
+"""brew for the admin user, backed by the machine's fail2ban (docs/reference/fail2ban.md#homebrew-packaging,
+docs/reference/ansible.md#homebrew-modules)."""
 
 from __future__ import annotations
 

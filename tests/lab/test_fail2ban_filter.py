@@ -3,10 +3,10 @@
 No lab needed: `fail2ban-regex --config` runs against a temporary copy of /etc/fail2ban with the role's
 own files added (roles/fail2ban/files), the way Homebrew's config dir holds them on a Mac.
 
-Samples are the unified-log captures of fail2ban-macos.md §2 (`log stream --style syslog` lines: the
+Samples are the unified-log captures of docs/reference/macos.md#sshd-log-samples (`log stream --style syslog` lines: the
 wazuh captures, the sshguard one and wazuh #18290's empty-user line), then the same lines as
-macOS 15+ writes them under `sshd-session` and `sshd-auth`. The §1 samples (pre-10.12 syslog files)
-are not used: the jail only ever reads the stream's file.
+macOS 15+ writes them under `sshd-session` and `sshd-auth`. fail2ban's own macOS samples (pre-10.12
+syslog files, docs/reference/fail2ban.md#sshd-filter) are not used: the jail only ever reads the stream's file.
 `-o row` makes fail2ban-regex stop at the first matching rule, as the server does, and print one row
 per failure (address, time, groups).
 """
@@ -27,7 +27,7 @@ FAIL2BAN_REGEX = "/usr/bin/fail2ban-regex"
 FAIL2BAN_CLIENT = "/usr/bin/fail2ban-client"
 SHIPPED_CONFIG = Path("/etc/fail2ban")
 
-# (line as captured, address fail2ban must report). fail2ban-macos.md §2.
+# (line as captured, address fail2ban must report). docs/reference/macos.md#sshd-log-samples.
 SSHD_FAILURES = [
     ("2020-03-23 09:55:42.391078-0700  localhost sshd[17329]: error: PAM: authentication error for user from "
      "192.168.33.1", "192.168.33.1"),
@@ -45,13 +45,14 @@ SSHD_FAILURES = [
 
 # Lines of logins that worked or connections that never failed an attempt: never failures.
 SSHD_SUCCESSES = [
-    # wazuh capture (fail2ban-macos.md §2): a client gone while authenticating. fail2ban's normal mode
-    # counts only the failed attempts before it, so a failed password plus this line is one failure.
+    # wazuh capture (docs/reference/macos.md#sshd-log-samples): a client gone while authenticating.
+    # fail2ban's normal mode counts only the failed attempts before it, so a failed password plus this
+    # line is one failure.
     "2020-03-25 08:23:20.933154-0700  localhost sshd[9265]: Connection reset by authenticating user user "
     "192.168.33.1 port 51772 [preauth]",
     "2026-09-13 12:31:12.200000-0700  localhost sshd[16475]: Connection closed by authenticating user admin "
     "1.2.3.4 port 50026 [preauth]",
-    # wazuh #39233 (fail2ban-macos.md §2), as captured.
+    # wazuh's macOS 26 capture (docs/reference/macos.md#sshd-process-names), as captured.
     "2026-09-13 12:31:09.292032-0700 localhost sshd-session[16472]: Accepted publickey for vagrant from "
     "10.211.55.2 port 54807 ssh2: ED25519 SHA256:…",
     "2026-09-13 12:31:10.100000-0700  localhost sshd[16473]: Accepted password for admin from 1.2.3.4 port 50022 ssh2",
@@ -190,7 +191,8 @@ def test_screensharingd_success_and_sshd_lines_are_not(config_dir):
 
 
 def test_ban_action_adds_to_the_table_then_kills_the_states(config_dir, tmp_path):
-    """pfguard-pf is fail2ban's pf action plus `pfctl -k <ip>` after the table add (fail2ban-macos.md §1)."""
+    """pfguard-pf is fail2ban's pf action plus `pfctl -k <ip>` after the table add
+    (docs/reference/fail2ban.md#killing-states)."""
     log = tmp_path / "auth.log"
     log.write_text("")
     (config_dir / "jail.d").mkdir(exist_ok=True)

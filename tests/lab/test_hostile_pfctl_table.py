@@ -97,7 +97,6 @@ PERSIST_CASES = [
     ("persist-symlink", lambda L: ban(L, persist_file=at(L, "link")), (lambda L: at(L, "link"), "symbolic link")),
     ("persist-dangling-symlink", lambda L: ban(L, persist_file=at(L, "dangling")), ("symbolic link",)),
     ("persist-symlink-to-dev-null", lambda L: ban(L, persist_file=at(L, "devnull-link")), ("symbolic link",)),
-    ("persist-missing-dir", lambda L: ban(L, persist_file=at(L, "nope/x.txt")), ("does not exist",)),
     ("persist-nul", lambda L: ban(L, persist_file=at(L, "x\x00y")), ("control character",)),
     ("persist-newline", lambda L: ban(L, persist_file=at(L, "x\ny")), ("control character",)),
     ("persist-relative", lambda L: ban(L, persist_file="blocklist.txt"), ("'blocklist.txt'", "not an absolute path")),
@@ -254,6 +253,17 @@ def test_hostile_input_is_refused_by_name_and_changes_nothing(lab, module, args,
     before = snapshot(lab.tmp)
     rc, result = run_module(module, args(lab), "--check", env=env)
     assert_refused(rc, result)
+    assert snapshot(lab.tmp) == before
+
+
+def test_a_missing_persist_directory_is_refused_but_not_in_check_mode(lab):
+    """A play creates the directory before this task (the roles do), which check mode does not: there a
+    missing directory means no file to read, not a refusal. Nothing is written either way."""
+    missing = at(lab, "nope/x.txt")
+    refused(lab, TABLE, ban(lab, persist_file=missing), ("does not exist",))
+    before = snapshot(lab.tmp)
+    rc, result = run_module(TABLE, ban(lab, persist_file=missing), "--check")
+    assert rc == 0 and result["changed"] is True, result
     assert snapshot(lab.tmp) == before
 
 

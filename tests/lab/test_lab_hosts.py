@@ -45,7 +45,8 @@ def test_pid1_is_launchd_running_the_system_daemons(lab):
 
 
 def test_boot_loads_pf_conf_without_enabling_pf(lab):
-    # com.apple.pfctl runs `pfctl -f /etc/pf.conf` at load and does not enable PF (pfctl-macos.md §4).
+    # com.apple.pfctl runs `pfctl -f /etc/pf.conf` at load and does not enable PF
+    # (docs/reference/macos.md#boot-time-pf-loading).
     for name in ("mac1", "mac3"):
         job = lab.sh(name, "launchctl print system/com.apple.pfctl")
         assert "\tlast exit code = 0\n" in job, job

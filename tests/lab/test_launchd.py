@@ -1,4 +1,5 @@
-"""The emulated launchd and launchctl, run as real processes in a temp root (pfctl-macos.md §6, §4)."""
+"""The emulated launchd and launchctl, run as real processes in a temp root
+(docs/reference/macos.md#launchctl-verbs)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""pfctl command line: getopt, usage, streams, order of operations, exit codes (pfctl-macos.md §1, §3)."""
+"""pfctl command line: getopt, usage, streams, order of operations, exit codes (docs/reference/pfctl.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""pfctl -f (pf.conf loading), -s rules/nat/Anchors and -F for rules (pfctl-macos.md §1, §3, §4)."""
+"""pfctl -f (pf.conf loading), -s rules/nat/Anchors and -F for rules (docs/reference/pfctl.md)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def rules(pf_ctl, *args):
     return pf_ctl("-q", *args, "-s", "rules").out
 
 
-# ---------------------------------------------------------------------------- stock files (§4)
+# ---------------------------------------------------------------------------- stock files (macos.md)
 
 
 def test_data_files_are_apples_stock_texts():
@@ -46,7 +46,7 @@ def test_stock_anchors(pf_stock):
 
 
 def test_recursive_anchor_show_bug(pf_stock):
-    # §3 known bug: -a 'com.apple/*' -sr shows `anchor "*" all {` and fails to descend
+    # pfctl.md#anchor-listing, known bug: -a 'com.apple/*' -sr shows `anchor "*" all {` and fails to descend
     result = pf_stock("-q", "-a", "com.apple/*", "-s", "rules")
     assert tuple(result) == (0, 'anchor "*" all {\n}\nanchor "*" all {\n}\n',
                              "pfctl: DIOCGETRULES: Invalid argument\n" * 2)
@@ -83,7 +83,7 @@ def test_nested_load_anchor_is_relative_to_the_loading_anchor(pf_ctl, tmp_path):
     assert pf_ctl("-q", "-v", "-s", "Anchors").out == "  out\n  out/in\n"
 
 
-# ---------------------------------------------------------------------------- errors and ordering (§3)
+# ---------------------------------------------------------------------------- errors and ordering (pfctl.md#rule-order)
 
 
 def test_rule_order_error_exact_message_and_nothing_loaded(pf_ctl):
@@ -231,7 +231,7 @@ def test_loading_an_anchor_replaces_only_that_anchor(pf_ctl):
 
 
 def test_fail2ban_action_sequence(pf_ctl):
-    """fail2ban-macos.md: actionstart, ban, actioncheck, actionstop against anchor f2b/sshd."""
+    """docs/reference/fail2ban.md#pf-action: actionstart, ban, actioncheck, actionstop against anchor f2b/sshd."""
     pf = ("-q", "-a", "f2b/sshd")
     assert pf_ctl.load("table <f2b-sshd> persist counters\n", *pf).rc == 0
     assert pf_ctl.load("block quick proto tcp from <f2b-sshd> to any port 22\n", *pf).rc == 0

@@ -1,4 +1,4 @@
-"""pfctl -s states, -k, -K and -F states with the json states backend (pfctl-macos.md §8)."""
+"""pfctl -s states, -k, -K and -F states with the json states backend (docs/reference/pfctl.md#state-listing)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pfguard_lab.pf import states
 
 pytest_plugins = ["pf_fixtures"]
 
-# §8.1 captured lines, as seed() dicts (src/dst = initiator/responder peer states)
+# pfctl.md#state-listing captured lines, as seed() dicts (src/dst = initiator/responder peer states)
 CAPTURED = [
     ("ALL tcp 172.16.7.27:59833 -> 10.82.16.60:389       ESTABLISHED:ESTABLISHED",
      dict(proto="tcp", direction="out", lan={"addr": "172.16.7.27", "port": 59833},

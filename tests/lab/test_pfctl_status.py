@@ -1,4 +1,4 @@
-"""pfctl -e/-d/-E/-X, -s References and -s info (pfctl-macos.md §3)."""
+"""pfctl -e/-d/-E/-X, -s References and -s info (docs/reference/pfctl.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pf_fixtures import ALTQ, USAGE
 
 pytest_plugins = ["pf_fixtures"]
 
-INFO_DISABLED = (  # §3 capture; "current entries" ends in 15 spaces
+INFO_DISABLED = (  # pfctl.md#status-output capture; "current entries" ends in 15 spaces
     "Status: Disabled                              Debug: Urgent\n"
     "\n"
     "State Table                          Total             Rate\n"

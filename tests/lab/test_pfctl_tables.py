@@ -1,4 +1,4 @@
-"""pfctl -t TABLE -T COMMAND: counters, kernel errors, address input and show formats (pfctl-macos.md §2)."""
+"""pfctl -t TABLE -T COMMAND: counters, kernel errors, address input and show formats (docs/reference/pfctl.md)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def entries(pf_ctl, table="t", *args):
     return pf_ctl("-q", *args, "-t", table, "-T", "show").out
 
 
-# ---------------------------------------------------------------------------- counters (§2.1)
+# ---------------------------------------------------------------------------- counters (pfctl.md#table-commands)
 
 
 def test_add_creates_a_persistent_table(pf_ctl):
@@ -114,7 +114,7 @@ def test_expire_needs_exactly_one_argument(pf_ctl):
     assert tuple(pf_ctl("-q", "-t", "t", "-T", "expire")) == (1, "", USAGE)
 
 
-# ---------------------------------------------------------------------------- kernel errors (§2.2)
+# ---------------------------------------------------------------------------- kernel errors (pfctl.md#table-errors)
 
 
 @pytest.mark.parametrize(
@@ -203,7 +203,7 @@ def test_show_tables_vv_block(pf_ctl):
     assert re.fullmatch(re.escape(expected).replace(re.escape("(CTIME)"), CTIME), out), out
 
 
-# ---------------------------------------------------------------------------- show formats (§2.4)
+# --------------------------------------------------------------------------- show formats (pfctl.md#table-show-formats)
 
 
 def test_show_format_and_radix_order(pf_ctl):
@@ -272,7 +272,7 @@ def test_noaction_as_root_is_dummy(pf_ctl):
     assert entries(pf_ctl) == "   10.0.0.1\n"
 
 
-# ---------------------------------------------------------------------------- address input (§2.3)
+# ---------------------------------------------------------------------------- address input (pfctl.md#address-input)
 
 
 @pytest.mark.parametrize(

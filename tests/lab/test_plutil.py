@@ -1,4 +1,4 @@
-"""The emulated plutil, run through its wrapper script (pfctl-macos.md §6)."""
+"""The emulated plutil, run through its wrapper script (docs/reference/macos.md#plutil)."""
 
 from __future__ import annotations
 

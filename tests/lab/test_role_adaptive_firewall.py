@@ -1,5 +1,5 @@
 """pfguard.macos.adaptive_firewall on the lab: mac3 has Server.app's afctl, mac1 has none and is skipped
-with a message. Check mode, whitelist, idempotence, unblock, absent (pfctl-macos.md §5).
+with a message. Check mode, whitelist, idempotence, unblock, absent (docs/reference/macos.md#adaptive-firewall).
 
 Run under the lab lock: flock /tmp/pfguard-lab.lock .venv/bin/pytest -q tests/lab/test_role_adaptive_firewall.py
 """

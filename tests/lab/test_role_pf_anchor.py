@@ -46,7 +46,7 @@ PLAY = f"""---
     - role: pfguard.macos.pf_anchor
 """
 # Custom lines an admin may have: an option and a macro and a table before Apple's lines, a filter
-# rule after them (pfctl-macos.md §3: options first, filter rules last; macros/tables anywhere).
+# rule after them (docs/reference/pfctl.md#rule-order: options first, filter rules last; macros/tables anywhere).
 CUSTOM_HEAD = 'set skip on lo0\ncustom_port = "8080"\ntable <custom> persist { 203.0.113.9 }\n'
 CUSTOM_TAIL = (
     "# admin: keep port 8080 for the custom table only\n"

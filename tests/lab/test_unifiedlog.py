@@ -1,4 +1,4 @@
-"""logd (/dev/log collector) and /usr/bin/log against fail2ban-macos.md §2."""
+"""logd (/dev/log collector) and /usr/bin/log against docs/reference/macos.md#unified-log."""
 
 from __future__ import annotations
 
@@ -324,7 +324,8 @@ def test_errors(args, rc, stderr):
 
 # --- the produced line is what fail2ban parses --------------------------------------------------
 
-MACOS15_DAEMON = 'sshd[_daemon="sshd(?:-session|-auth)?"]'  # fail2ban-macos.md §2: _daemon needs -auth
+# docs/reference/fail2ban.md#sshd-filter: _daemon needs -auth
+MACOS15_DAEMON = 'sshd[_daemon="sshd(?:-session|-auth)?"]'
 
 
 @pytest.mark.parametrize("host", ["14.6", "15.1"], indirect=True)
@@ -346,7 +347,8 @@ def test_fail2ban_regex_parses_syslog_style_output(host):
         return result.stdout.split()
 
     assert banned_ips(MACOS15_DAEMON) == ["198.51.100.200"]
-    # fail2ban 1.0.2's stock sshd filter (_daemon = sshd) misses sshd-auth on macOS 15 (§2).
+    # fail2ban 1.0.2's stock sshd filter (_daemon = sshd) misses sshd-auth on macOS 15
+    # (docs/reference/fail2ban.md#sshd-filter).
     assert banned_ips("sshd") == (["198.51.100.200"] if os_version.startswith("14") else [])
     verbose = subprocess.run(["/usr/bin/fail2ban-regex", str(logfile), MACOS15_DAEMON],
                              capture_output=True, text=True, timeout=60)  # fmt: skip

@@ -1,1 +1,1 @@
-"""Emulated launchd (the lab host's PID 1) and launchctl. Reference: pfctl-macos.md §6."""
+"""Emulated launchd (the lab host's PID 1) and launchctl. Reference: docs/reference/macos.md#launchctl-verbs."""

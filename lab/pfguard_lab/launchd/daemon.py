@@ -1,8 +1,9 @@
 """Emulated launchd: the lab host's PID 1 (also runs as an ordinary process for tests).
 
 Boots every *.plist in <root>/System/Library/LaunchDaemons then <root>/Library/LaunchDaemons,
-runs the jobs the way launchd.plist(5) describes (pfctl-macos.md §6), reaps every child (it is init;
-off PID 1 it makes itself a child subreaper so it still inherits orphans) and serves launchctl on
+runs the jobs the way launchd.plist(5) describes (docs/reference/macos.md#launchd-plist-keys), reaps
+every child (it is init; off PID 1 it makes itself a child subreaper so it still inherits orphans) and
+serves launchctl on
 <root>/var/run/pfguard-lab/launchd.sock. SIGTERM stops every job and exits within ~2 s.
 """
 
@@ -639,7 +640,7 @@ class Launchd:
             reply({"error": lp.E_DISABLED, "label": label})
             return
         if label in self.jobs:
-            # pfctl-macos.md §6/§7: 5 (some versions say 37) for an already-loaded service.
+            # docs/reference/macos.md#launchctl-exit-codes: 5 (some versions say 37) for an already-loaded service.
             reply({"error": lp.EIO, "label": label, "text": "service already loaded"})
             return
         self.add_job(Job(spec, mac_path))
@@ -681,7 +682,7 @@ class Launchd:
         if message.get("wait"):
             job.exit_waiters.append(lambda _job: reply({"error": 0}))
         else:
-            reply({"error": 0})  # pfctl-macos.md §6: bootout is asynchronous unless --wait
+            reply({"error": 0})  # docs/reference/macos.md#launchctl-verbs: bootout is asynchronous unless --wait
 
     def set_override(self, label: str, disabled: bool) -> None:
         overrides = lp.read_disabled_store(self.root)

@@ -1,7 +1,7 @@
 """Emulated /bin/launchctl: the system domain's verbs and the legacy ones community.general.launchd uses.
 
-Messages, streams and exit codes follow pfctl-macos.md §6. It talks to the emulated launchd over
-<root>/var/run/pfguard-lab/launchd.sock; launchd decides from the peer's credentials whether the
+Messages, streams and exit codes follow docs/reference/macos.md#launchctl-exit-codes. It talks to the
+emulated launchd over <root>/var/run/pfguard-lab/launchd.sock; launchd decides from the peer's credentials whether the
 caller is root.
 """
 
@@ -119,12 +119,14 @@ def cmd_bootstrap(args: list[str]) -> int:
         if code == 0:
             continue
         if answer.get("not_root"):
-            # pfctl-macos.md §6: a non-root bootstrap fails with the generic 5 plus a hint line.
+            # docs/reference/macos.md#launchctl-exit-codes: a non-root bootstrap fails with the generic 5
+            # plus a hint line.
             err(error_line("Bootstrap failed", lp.EIO))
             err(NOT_ROOT_HINT)
             status = lp.EIO
             continue
-        # Already loaded and malformed plists share the generic 5 (pfctl-macos.md §6; 37 UNVERIFIED §7).
+        # Already loaded and malformed plists share the generic 5 (docs/reference/macos.md#launchctl-exit-codes;
+        # 37 UNVERIFIED).
         err(error_line("Bootstrap failed", code, lp.error_text(code)))
         status = code
     return status
@@ -132,7 +134,7 @@ def cmd_bootstrap(args: list[str]) -> int:
 
 def cmd_bootout(args: list[str]) -> int:
     wait = False
-    if args and args[0] == "--wait":  # undocumented but available (pfctl-macos.md §6)
+    if args and args[0] == "--wait":  # undocumented but available (docs/reference/macos.md#launchctl-verbs)
         wait = True
         args = args[1:]
     if not args:
@@ -152,7 +154,7 @@ def cmd_bootout(args: list[str]) -> int:
             continue
         if answer.get("not_root"):
             code = lp.EPERM  # UNVERIFIED text for a non-root bootout
-        # pfctl-macos.md §6: not loaded -> "Boot-out failed: 3: No such process", exit 3.
+        # docs/reference/macos.md#launchctl-exit-codes: not loaded -> "Boot-out failed: 3: No such process", exit 3.
         err(error_line("Boot-out failed", code))
         status = code
     return status
@@ -385,7 +387,8 @@ def agents_warning(path: str, verb: str) -> None:
 
 
 def report_path_problem(path: str, answer: dict) -> bool:
-    """Problems legacy load/unload report as 'PATH: text' (pfctl-macos.md §6). True if reported."""
+    """Problems legacy load/unload report as 'PATH: text' (docs/reference/macos.md#launchdaemon-permissions).
+    True if reported."""
     code = answer["error"]
     if code == lp.ENOENT:
         err(f"{path}: No such file or directory")  # captured on 10.12; UNVERIFIED on 14/15

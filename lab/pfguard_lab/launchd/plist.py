@@ -16,7 +16,8 @@ DEFAULT_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
 DEFAULT_THROTTLE_INTERVAL = 10
 DEFAULT_EXIT_TIMEOUT = 5
 
-# launchd's error numbers as launchctl prints them ("<verb> failed: N: <text>"), pfctl-macos.md §6.
+# launchd's error numbers as launchctl prints them ("<verb> failed: N: <text>"),
+# docs/reference/macos.md#launchctl-exit-codes.
 # Below 107 they are errno values with macOS's strerror() text. 109-111 and 114-115 follow the same
 # numbering as the documented ones but are UNVERIFIED by capture.
 ERROR_TEXT = {
@@ -129,7 +130,8 @@ def validate_job(spec) -> None:
         raise PlistProblem(EIO, "Invalid property list", "the top level is not a dictionary")
     label = spec.get("Label")
     if not isinstance(label, str) or not label:
-        # pfctl-macos.md §6: Label is required. launchctl reports the generic 5 for it (UNVERIFIED).
+        # docs/reference/macos.md#launchd-plist-keys: Label is required. launchctl reports the generic 5 for
+        # it (UNVERIFIED).
         raise PlistProblem(EIO, "Invalid property list", "missing or invalid Label")
     program = spec.get("Program")
     arguments = spec.get("ProgramArguments")
@@ -200,7 +202,7 @@ def program_and_arguments(spec: dict) -> tuple[str, list[str]]:
 
 
 # The external disabled store: label -> True (disabled) / False (enabled); it wins over the
-# plist's Disabled key (pfctl-macos.md §6).
+# plist's Disabled key (docs/reference/macos.md#disabled-services).
 
 
 def read_disabled_store(root: str | None = None) -> dict[str, bool]:

@@ -14,7 +14,7 @@ INET = 4
 INET6 = 6
 HOSTLEN = {INET: 32, INET6: 128}
 _PTON = {INET: socket.AF_INET, INET6: socket.AF_INET6}
-TOKEN_MAX = 255  # pfr_next_token's BUF_SIZE is 256 (pfctl-macos.md §2.3)
+TOKEN_MAX = 255  # pfr_next_token's BUF_SIZE is 256 (docs/reference/pfctl.md#address-input)
 
 
 class HostError(Exception):
@@ -26,11 +26,11 @@ class HostError(Exception):
 
 
 class InvalidNetmask(HostError):
-    """`invalid netmask '/xx'` (pfctl-macos.md §2.3 step 1)."""
+    """`invalid netmask '/xx'` (docs/reference/pfctl.md#address-input, step 1)."""
 
 
 class NoAddress(HostError):
-    """`no IP address found for TOKEN` (pfctl-macos.md §2.3)."""
+    """`no IP address found for TOKEN` (docs/reference/pfctl.md#address-input)."""
 
 
 class CannotDecode(Exception):
@@ -84,7 +84,7 @@ _LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})")
 def plausible_name(text: str) -> bool:
     """A hostname, interface name or `self` that a Mac would try to resolve (lab rule, see pfctl.py)."""
     base = text
-    if ":" in base:  # `if:network`, `if:0`, `name:0` modifiers (pfctl-macos.md §2.3 step 2, 5)
+    if ":" in base:  # `if:network`, `if:0`, `name:0` modifiers (docs/reference/pfctl.md#address-input, steps 2, 5)
         base, _, modifier = base.partition(":")
         if modifier not in ("network", "broadcast", "peer", "0"):
             return False
@@ -211,7 +211,8 @@ def parse_host(text: str) -> tuple[int, int, int]:
         raise NoAddress(f"no IP address found for {text}")
     plen = HOSTLEN[family] if mask is None else mask
     if plen > HOSTLEN[family]:
-        raise CannotDecode(text, family, value, plen)  # pfctl-macos.md §2.3: 1.2.3.4/33 -> cannot decode
+        # docs/reference/pfctl.md#address-input: 1.2.3.4/33 -> cannot decode
+        raise CannotDecode(text, family, value, plen)
     return family, mask_value(family, value, plen), plen
 
 
@@ -243,7 +244,7 @@ def split_key(key: str) -> tuple[int, int, int]:
 
 def radix_key(key: str) -> bytes:
     """Sort key for radix order: IPv4 before IPv6, ascending address; for equal addresses the more
-    specific entry first, as rn_addroute keeps duplicated keys (UNVERIFIED, pfctl-macos.md §2.4).
+    specific entry first, as rn_addroute keeps duplicated keys (UNVERIFIED, docs/reference/pfctl.md#table-show-formats).
     A single bytes value keeps comparisons in C: family byte, address, (host length - prefix)."""
     slash = key.find("/")
     if slash < 0:

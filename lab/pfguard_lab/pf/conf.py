@@ -46,7 +46,7 @@ PROTO_NAMES = {number: name for name, number in PROTOCOLS.items()}
 
 TCP_FLAGS = "FSRPAUEW"
 
-# rule states for check_rulestate (pfctl-macos.md §3 "Ordering rule")
+# rule states for check_rulestate (docs/reference/pfctl.md#rule-order)
 STATE_NONE, STATE_OPTION, STATE_SCRUB, STATE_QUEUE, STATE_NAT, STATE_DUMMYNET, STATE_FILTER = range(7)
 ORDER_MESSAGE = "Rules must be in order: options, normalization, queueing, translation, filtering"
 

@@ -17,10 +17,11 @@ docs/lab-design.md ("PF kernel state") plus these fields:
   for -sr -v); `from`/`to` carry their `port`; anchor calls have `kind` (their keyword, e.g.
   "nat-anchor"), `anchor_path` (resolved absolute path without `/*`) and `wildcard`.
 
-Behaviour follows xnu pf_table.c / pf_ruleset.c as summarised in pfctl-macos.md §1-§2: tables get the
-PERSIST flag when created by -T add/replace, a table stays active only while persistent or referenced,
-inactive tables lose their addresses, anchors exist while they have rules, tables, children or anchor
-rules pointing at them, and anchor tables keep a shadow root table alive (the `h` flag).
+Behaviour follows xnu pf_table.c / pf_ruleset.c as summarised in docs/reference/pfctl.md#anchors and
+#table-commands: tables get the PERSIST flag when created by -T add/replace, a table stays active only
+while persistent or referenced, inactive tables lose their addresses, anchors exist while they have
+rules, tables, children or anchor rules pointing at them, and anchor tables keep a shadow root table
+alive (the `h` flag).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ TABLE_NAME_SIZE = 32  # PF_TABLE_NAME_SIZE
 MAXPATHLEN = 1024
 RESERVED_ANCHOR = "_pf"
 
-# pfr_strerror() and strerror() texts on macOS (pfctl-macos.md §2.2)
+# pfr_strerror() and strerror() texts on macOS (docs/reference/pfctl.md#table-errors)
 ERRNO_TEXT = {
     "ESRCH": "Table does not exist",
     "ENOENT": "Anchor or Ruleset does not exist",
@@ -312,7 +313,7 @@ class Kernel:
         raw = self.lookup_table(anchor, name)
         if raw is None:
             if not valid_components(anchor) and anchor:
-                raise KernelError("ENOMEM")  # pfctl-macos.md §2.2, UNVERIFIED text
+                raise KernelError("ENOMEM")  # docs/reference/pfctl.md#anchors, UNVERIFIED text
             if dummy:
                 return 1
             self.ensure_ruleset(anchor)

@@ -1,8 +1,8 @@
 """The emulated /sbin/pfctl (macOS): option parsing, order of operations, messages and exit codes.
 
-Follows pfctl-macos.md §1-§3 and §8 (sections cited inline). Kernel state: pfguard_lab.pf.kernel.
+Follows docs/reference/pfctl.md (sections cited inline). Kernel state: pfguard_lab.pf.kernel.
 
-Address tokens the lab cannot resolve (pfctl-macos.md §2.3 steps 2 and 5): real pfctl expands
+Address tokens the lab cannot resolve (docs/reference/pfctl.md#address-input, steps 2 and 5): real pfctl expands
 interface names (`lo0`, `self`, `en0:network`) and DNS names; the lab has neither, so a token that
 looks like a host or interface name, a scoped IPv6 address or an inet_aton shorthand (`10.1`, which
 getaddrinfo would accept) fails loudly as "not supported by the lab". A token that cannot be a name
@@ -21,23 +21,24 @@ import sys
 from . import addr, conf, kernel, show, states
 
 PROG = "pfctl"
-USAGE = (  # pfctl-macos.md §1, exact
+USAGE = (  # docs/reference/pfctl.md#command-line, exact
     "usage: pfctl [-AdeghmNnOqRrvz] [-a anchor] [-D macro=value] [-F modifier]\n"
     "\t[-f file] [-i interface] [-K host | network] [-k host | network]\n"
     "\t[-o level] [-p device] [-s modifier] [-w interval]\n"
     "\t[-t table -T command [address ...]] [-x level]\n"
 )
-OPTSTRING = "a:AdD:eEqf:F:gGhi:k:K:mMnNOo:p:rRs:t:T:vx:X:w:z"  # §1
-F_WARNING = (  # §3: warnx() at option-parse time, always (even with -q, -n, -a)
+OPTSTRING = "a:AdD:eEqf:F:gGhi:k:K:mMnNOo:p:rRs:t:T:vx:X:w:z"  # pfctl.md#command-line
+F_WARNING = (  # pfctl.md#streams: warnx() at option-parse time, always (even with -q, -n, -a)
     "Use of -f option, could result in flushing of rules\n"
     "present in the main ruleset added by the system at startup.\n"
     "See /etc/pf.conf for further details.\n"
 )
-ALTQ_NOISE = "No ALTQ support in kernel\nALTQ related functions disabled\n"  # §3
+ALTQ_NOISE = "No ALTQ support in kernel\nALTQ related functions disabled\n"  # pfctl.md#streams
 CLEAR_OPTS = ("nat", "queue", "rules", "Sources", "states", "info", "Tables", "osfp", "all")
 SHOW_OPTS = ("nat", "queue", "rules", "Anchors", "Sources", "states", "info", "Interfaces", "labels",
              "timeouts", "memory", "Tables", "osfp", "References", "all")
-TABLE_CMDS = ("kill", "flush", "add", "delete", "load", "replace", "show", "test", "zero", "expire")  # §1
+# pfctl.md#command-line
+TABLE_CMDS = ("kill", "flush", "add", "delete", "load", "replace", "show", "test", "zero", "expire")
 DEBUG_OPTS = ("none", "urgent", "misc", "loud")
 OPTIMIZE_OPTS = ("o", "none", "basic", "profile")
 UINT_MAX = 2**32 - 1
@@ -79,7 +80,7 @@ def usage():
 
 
 def lookup(arg: str, options: tuple[str, ...]) -> str | None:
-    """pfctl_lookup_option: first entry that `arg` is a prefix of (strncmp over strlen(arg)), §1."""
+    """pfctl_lookup_option: first entry that `arg` is a prefix of (strncmp over strlen(arg)), pfctl.md#command-line."""
     if arg:
         for option in options:
             if option.startswith(arg):
@@ -219,7 +220,7 @@ def parse_args(argv: list[str]) -> Options:
                 warnx(f"Unknown debug level '{value}'")
                 usage()
         elif letter == "X":
-            # §3: a token is a decimal u_int64; anything else is rejected before any ioctl
+            # pfctl.md#enable-and-disable: a token is a decimal u_int64; anything else is rejected before any ioctl
             if not value.isdigit() or not value.isascii() or int(value) >= 2**64:
                 warnx(f"Invalid token value '{value}'")
                 usage()
@@ -245,7 +246,7 @@ def parse_args(argv: list[str]) -> Options:
         usage()
     if o.anchor is not None:
         name = o.anchor
-        if name.endswith("*"):  # §1: trailing `*` or `/*` is stripped and sets recursive mode
+        if name.endswith("*"):  # pfctl.md#command-line: trailing `*` or `/*` is stripped and sets recursive mode
             name = name[:-2] if name.endswith("/*") else name[:-1]
             o.recurse = True
         if len(name) >= kernel.MAXPATHLEN:
@@ -258,7 +259,7 @@ def parse_args(argv: list[str]) -> Options:
 
 
 def xprintf(o: Options, message: str) -> None:
-    """pfctl_table.c xprintf: counters on stderr with the (dummy)/(syntax only) suffix, §2.1."""
+    """pfctl_table.c xprintf: counters on stderr with the (dummy)/(syntax only) suffix, pfctl.md#table-commands."""
     if o.quiet:
         return
     if o.dummy:
@@ -270,7 +271,7 @@ def xprintf(o: Options, message: str) -> None:
 
 
 def radix_perror(exc: kernel.KernelError) -> int:
-    err(f"{PROG}: {exc.text}.\n")  # §2.2
+    err(f"{PROG}: {exc.text}.\n")  # pfctl.md#table-errors
     return 255
 
 
@@ -305,12 +306,12 @@ def run(argv: list[str]) -> int:
     root = os.geteuid() == 0
     if not o.noaction:
         if not root:
-            errx("/dev/pf: Permission denied")  # §1: /dev/pf is 0600 root:wheel
+            errx("/dev/pf: Permission denied")  # pfctl.md#device-access: /dev/pf is 0600 root:wheel
         if not o.quiet:
             err(ALTQ_NOISE)
     else:
-        o.dummy = root  # /dev/pf opens read-only as root: ioctls with the DUMMY flag (§2.4)
-        # §2.4: -n cancels -d, -e, -E, -X, -s, -F and -x
+        o.dummy = root  # /dev/pf opens read-only as root: ioctls with the DUMMY flag (pfctl.md#dry-run)
+        # pfctl.md#dry-run: -n cancels -d, -e, -E, -X, -s, -F and -x
         o.disable = o.enable = o.enable_ref = False
         o.token = o.show = o.clear = o.debug_level = None
     if o.rules_file == "-":
@@ -339,12 +340,12 @@ def finish(k: kernel.Kernel) -> None:
 def execute(o: Options, k: kernel.Kernel | None) -> int:
     error = 0
     anchor = o.anchor_name
-    if o.disable:  # §1 step 3
+    if o.disable:  # pfctl.md#order-of-operations, step 3
         if not k.stop():
             errx("pf not enabled")
         if not o.quiet:
             err("pf disabled\n")
-    if o.token is not None:  # step 4 (-X, §3)
+    if o.token is not None:  # step 4 (-X, pfctl.md#enable-and-disable)
         try:
             remaining = k.stop_ref(o.token)
         except kernel.KernelError:
@@ -379,7 +380,7 @@ def execute(o: Options, k: kernel.Kernel | None) -> int:
             errx("pf already enabled")
         if not o.quiet:
             err("pf enabled\n")
-    if o.enable_ref:  # step 13 (-E, §3)
+    if o.enable_ref:  # step 13 (-E, pfctl.md#enable-and-disable)
         token = k.start_ref(os.getpid(), PROG)
         # UNVERIFIED: -q silences "pf enabled" only; the token is the caller's handle for -X
         err(("" if o.quiet else "pf enabled\n") + f"Token : {token}\n")
@@ -427,7 +428,7 @@ def show_command(o: Options, k: kernel.Kernel) -> None:
         try:
             out(show.tables(k, anchor, o.verbose, o.debug_flag))
         except kernel.KernelError as exc:
-            radix_perror(exc)  # §2.2: ENOENT for a missing anchor, exit code unaffected
+            radix_perror(exc)  # pfctl.md#table-errors: ENOENT for a missing anchor, exit code unaffected
     elif which == "References":
         out(show.references(k, k.now))
     else:
@@ -439,7 +440,7 @@ def show_command(o: Options, k: kernel.Kernel) -> None:
 
 def clear_command(o: Options, k: kernel.Kernel) -> None:
     anchor = o.anchor_name
-    if anchor.startswith("_") or "/_" in anchor:  # §1
+    if anchor.startswith("_") or "/_" in anchor:  # pfctl.md#command-line
         errx("anchor names beginning with '_' cannot be modified from the command line")
     which = o.clear
     say = (lambda text: None) if o.quiet else (lambda text: err(text + "\n"))
@@ -471,7 +472,7 @@ def clear_command(o: Options, k: kernel.Kernel) -> None:
         tables_cleared()
     elif which == "osfp":
         raise Unsupported("-F osfp")
-    elif which == "all":  # §3: with -a only the first four lines
+    elif which == "all":  # pfctl.md#flush-messages: with -a only the first four lines
         k.clear_rules(anchor, ("scrub", "filter"))
         say("rules cleared")
         k.clear_rules(anchor, ("nat", "rdr", "binat"))
@@ -490,7 +491,7 @@ def clear_command(o: Options, k: kernel.Kernel) -> None:
         k.dirty = True
 
 
-# ---------------------------------------------------------------------------- -k / -K (§8.3)
+# ---------------------------------------------------------------------------- -k / -K (pfctl.md#killing-states)
 
 
 def parse_kill_target(text: str) -> tuple[int, int, int]:
@@ -548,7 +549,7 @@ def kill_command(o: Options, k: kernel.Kernel | None, targets: list[str], what: 
         err(f"killed {killed} {what} from {sources} sources and {dests} destinations\n")
 
 
-# ---------------------------------------------------------------------------- -T (pfctl_table, §2)
+# ---------------------------------------------------------------------------- -T (pfctl_table, pfctl.md#table-commands)
 
 
 def load_addrs(o: Options, words: list[str], file: str | None, test: bool) -> list[tuple[bool, str]] | None:
@@ -564,7 +565,7 @@ def load_addrs(o: Options, words: list[str], file: str | None, test: bool) -> li
             warnx(f"cannot decode {word}: Invalid argument")
             return None
         if test and (neg or addr.is_network(key)):
-            warnx(f"cannot decode {word}: Invalid argument")  # §2.3: test takes host addresses only
+            warnx(f"cannot decode {word}: Invalid argument")  # pfctl.md#address-input: test takes host addresses only
             return None
         items.append((neg, key))
     if file is None:
@@ -614,9 +615,9 @@ def feedback_line(fb: str, neg: bool, key: str) -> str:
 def table_command(o: Options, k: kernel.Kernel | None) -> int:
     name, cmd, words, file = o.table, o.table_cmd, o.rest, o.rules_file
     if name is None:
-        usage()  # §2.1: -T without -t
+        usage()  # pfctl.md#table-commands: -T without -t
     if len(name) >= kernel.TABLE_NAME_SIZE:
-        usage()  # §1: 32+ characters
+        usage()  # pfctl.md#command-line: 32+ characters
     anchor = o.anchor_name
     live = k is not None  # RVTEST: ioctls run unless -n without /dev/pf
     dummy = o.dummy
@@ -635,12 +636,13 @@ def table_command(o: Options, k: kernel.Kernel | None) -> int:
             if items is None:
                 return 255
             if live:
-                nadd = k.add_tables(anchor, name, dummy)  # CREATE_TABLE (§2.1): PERSIST
+                nadd = k.add_tables(anchor, name, dummy)  # CREATE_TABLE (pfctl.md#table-commands): PERSIST
                 if nadd:
                     xprintf(o, f"{nadd} table created")
                     collisions = k.collisions(name)
                     if collisions:
-                        # §2.1 puts the warning after "table created" (the OpenBSD source prints it first)
+                        # pfctl.md#table-commands puts the warning after "table created" (the OpenBSD source
+                        # prints it first)
                         warnx(f"warning: namespace collision with <{collisions[0]}> global table.")
                     if o.noaction:
                         return 0
@@ -712,7 +714,7 @@ def table_command(o: Options, k: kernel.Kernel | None) -> int:
                     lines.append(show.addrx(fb, key) + tail + "\n")
                 out("".join(lines))
             if nmatch < len(keys):
-                return 2  # §1: not every address matched
+                return 2  # pfctl.md#exit-codes: not every address matched
         elif cmd == "zero":
             xprintf(o, f"{k.clr_tstats(anchor, name, dummy) if live else 0} table/stats cleared")
     except kernel.KernelError as exc:
@@ -740,7 +742,7 @@ def strtonum(text: str, low: int, high: int, what: str) -> int:
     return value
 
 
-# ---------------------------------------------------------------------------- -f (pfctl_rules, §3)
+# ---------------------------------------------------------------------------- -f (pfctl_rules, pfctl.md#loading-rules)
 
 
 def read_rules(path: str) -> tuple[str, str]:
@@ -782,7 +784,7 @@ def load_command(o: Options, k: kernel.Kernel | None, path: str) -> None:
                 with open(sub_file, "rb") as handle:
                     sub_text = handle.read().decode("latin-1")
             except OSError as exc:
-                warnx(f"{sub_file}: {os.strerror(exc.errno)}")  # §3: not fatal
+                warnx(f"{sub_file}: {os.strerror(exc.errno)}")  # pfctl.md#loading-rules: not fatal
                 continue
             if not o.noaction and not kernel.valid_components(sub_anchor):
                 warnx("pfctl_rules")

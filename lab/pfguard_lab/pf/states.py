@@ -9,7 +9,7 @@
      "ext": {"addr": "10.82.16.60", "port": 389},     # the remote end
      "src_state": "ESTABLISHED",          # PF's s->src: the initiator's peer state
      "dst_state": "ESTABLISHED",          # PF's s->dst: the responder's peer state
-     "iface": "ALL"}                      # floating states print ALL (pfctl-macos.md §8.1)
+     "iface": "ALL"}                      # floating states print ALL (docs/reference/pfctl.md#state-listing)
 
 TCP states take tcpstates[] names, UDP/other NO_TRAFFIC/SINGLE/MULTIPLE, GRE/ESP NO_TRAFFIC/INITIATING/
 ESTABLISHED, ICMP plain numbers. Use seed() to put states there from tests.
@@ -114,7 +114,7 @@ def seed(state_dir, states: list[dict]) -> None:
         k.dirty = True
 
 
-# ---------------------------------------------------------------------------- formatting (§8.2)
+# ---------------------------------------------------------------------------- formatting (pfctl.md#state-listing)
 
 
 def _proto_number(state: dict) -> int:

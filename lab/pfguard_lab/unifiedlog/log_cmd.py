@@ -1,4 +1,4 @@
-"""`/usr/bin/log`: `log stream` and `log show` over the records logd stores (fail2ban-macos.md §2).
+"""`/usr/bin/log`: `log stream` and `log show` over the records logd stores (docs/reference/macos.md#unified-log).
 
 stream follows the store from its current end (new messages only), show prints stored ones.
 Level filtering as on macOS: default, error and fault always; info only with --info or
@@ -148,7 +148,7 @@ def parse_options(args: list[str], allowed: dict[str, bool]) -> dict:
 
 def shown_levels(options: dict) -> set[str]:
     levels = {"default", "error", "fault"}
-    # fail2ban-macos.md §2 "Log level": the published workarounds pass --info because sshd's
+    # docs/reference/macos.md#unified-log (levels): the published workarounds pass --info because sshd's
     # failures are INFO; that info is hidden by default is UNVERIFIED on a real Mac.
     if options["info"] or options["level"] in ("info", "debug"):
         levels.add("info")
@@ -239,7 +239,7 @@ def format_line(record: dict, style: str) -> str:
     body = _message_prefix(record) + record.get("message", "")
     pid = int(record.get("pid") or 0)
     if style == "syslog":
-        # fail2ban-macos.md §2 "Line format": two spaces, host literally "localhost".
+        # docs/reference/macos.md#unified-log: two spaces, host literally "localhost".
         return f"{timestamp_text(record)}  localhost {record['process']}[{pid}]: {body}"
     if style == "compact":
         stamp = _record_time(record).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]

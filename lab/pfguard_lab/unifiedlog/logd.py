@@ -4,7 +4,7 @@ Runs as the launchd job com.apple.logd. Each datagram becomes one record in
 `<root>/var/db/diagnostics/pfguard-lab.jsonl`:
 {"ts", "tz", "process", "pid", "sender", "image", "subsystem", "category", "level", "message"}.
 
-sshd attribution follows the host's macOS version (fail2ban-macos.md §2 "Sequoia/Tahoe"):
+sshd attribution follows the host's macOS version (docs/reference/macos.md#sshd-process-names):
 - below 15 everything is `sshd` (/usr/sbin/sshd);
 - from 15 (OpenSSH 9.8+/10) per-connection messages move to `sshd-session` and the
   authentication phase to `sshd-auth`; only the listener's own lines stay under `sshd`.
@@ -37,7 +37,7 @@ LISTENER_MESSAGE = re.compile(
     r"|beginning MaxStartups throttling|exited MaxStartups throttling|drop connection #|Exiting on signal"
     r"|Couldn't create pid file|sshd re-exec requires)"
 )
-# Authentication-phase messages -> sshd-auth on macOS 15+. Choice (fail2ban-macos.md §2 only says
+# Authentication-phase messages -> sshd-auth on macOS 15+. Choice (docs/reference/macos.md#sshd-process-names only says
 # failures appear under sshd-session/sshd-auth): every "[preauth]" line (OpenSSH tags what the
 # pre-auth child logs) plus the auth failures fail2ban's sshd filter looks for. "Accepted ..." stays
 # under sshd-session: wazuh #39233 captured `sshd-session[16472]: Accepted publickey for ...`.

@@ -16,7 +16,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-# Key -> how a record provides it. Names as in `log help predicates` (fail2ban-macos.md §2).
+# Key -> how a record provides it. Names as in `log help predicates` (docs/reference/macos.md#unified-log).
 STRING_KEYS = {
     "process": "process",  # process name, e.g. sshd-session
     "processImagePath": "image",  # full path of the process's executable

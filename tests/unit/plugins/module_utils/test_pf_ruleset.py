@@ -2,7 +2,7 @@
 # Copyright: (c) 2026, pfguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""pf_ruleset's parsers and PF's reachability rules, on pfctl's output formats (shared/reference/pfctl-macos.md)."""
+"""pf_ruleset's parsers and PF's reachability rules, on pfctl's output formats (docs/reference/pfctl.md)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -11,7 +11,7 @@ __metaclass__ = type
 import pytest
 from ansible_collections.pfguard.macos.plugins.module_utils import pf_ruleset
 
-# pfctl-macos.md §3, `-s info` as captured (first lines) and the enabled status line's format.
+# docs/reference/pfctl.md#status-output, `-s info` as captured (first lines) and the enabled status line's format.
 INFO_DISABLED = (
     "Status: Disabled                              Debug: Urgent\n"
     "\n"
@@ -20,14 +20,14 @@ INFO_DISABLED = (
     "  searches                               0            0.0/s\n"
 )
 INFO_ENABLED = "Status: Enabled for 0 days 00:03:10           Debug: Urgent\n\nState Table\n"
-# §3 `-s References`, exact.
+# pfctl.md#references-listing, exact.
 REFERENCES = (
     "TOKENS:\n"
     "PID      Process Name                 TOKEN                    TIMESTAMP\n"
     "4077     pfctl                        9084387343160548126      0 days 00:00:00\n"
     "4063     pfctl                        15053025338191571182     0 days 00:00:00\n"
 )
-# §3 `-v -s Anchors` on a stock Mac with ALF on.
+# pfctl.md#anchor-listing: `-v -s Anchors` on a stock Mac with ALF on.
 STOCK_ANCHORS = (
     "  com.apple\n  com.apple/200.AirDrop\n  com.apple/200.AirDrop/Bonjour\n  com.apple/250.ApplicationFirewall\n"
 )
@@ -74,7 +74,7 @@ def test_anchors_are_full_paths_and_hide_the_reserved_one():
 
 
 def test_rules_leave_out_scrub_rules():
-    # §4: `pfctl -sr` on the stock ruleset.
+    # pfctl.md#rule-listing: `pfctl -sr` on the stock ruleset.
     shown = 'scrub-anchor "com.apple/*" all fragment reassemble\nanchor "com.apple/*" all\n'
     assert pf_ruleset.parse_rules(shown) == ['anchor "com.apple/*" all']
 

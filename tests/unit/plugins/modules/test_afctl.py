@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 """Drive the afctl module through AnsibleModule with a fake afctl that keeps its files the way the
-lab's emulator does (shared/reference/pfctl-macos.md §5; line and state formats are UNVERIFIED there)."""
+lab's emulator does (docs/reference/macos.md#adaptive-firewall; line and state formats are UNVERIFIED there)."""
 
 from __future__ import absolute_import, division, print_function
 

@@ -2,7 +2,8 @@
 # Copyright: (c) 2026, pfguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""jail_log_facts on `log stream --style syslog` lines (fail2ban-macos.md §2), with a real loopback listener."""
+"""jail_log_facts on `log stream --style syslog` lines (docs/reference/macos.md#unified-log), with a real
+loopback listener."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -18,7 +19,7 @@ import pytest
 from ansible_collections.pfguard.macos.plugins.modules import jail_log_facts
 from ansible_collections.pfguard.macos.tests.unit.plugins.modules.utils import run_module
 
-# Captured macOS lines (fail2ban-macos.md §2; the second one shortened), and the header lines
+# Captured macOS lines (docs/reference/macos.md#sshd-log-samples; the second one shortened), and the header lines
 # `log stream` prints first, which are not log lines.
 HEADER = 'Filtering the log data using "process IN {"sshd", "sshd-session", "sshd-auth"}"\n' \
          "Timestamp                       (process)[PID]\n"  # fmt: skip

@@ -2,7 +2,7 @@
 # Copyright: (c) 2026, pfguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Drive pf_facts through AnsibleModule with pfctl's show formats (shared/reference/pfctl-macos.md §1-§4)
+"""Drive pf_facts through AnsibleModule with pfctl's show formats (docs/reference/pfctl.md)
 and rule lines as `pfctl -s rules` prints them."""
 
 from __future__ import absolute_import, division, print_function
@@ -33,7 +33,7 @@ EXPECTED_TIMEOUT = [30]
 
 ALTQ = "No ALTQ support in kernel\nALTQ related functions disabled\n"
 STATUS_ENABLED = "Enabled for 0 days 00:03:10"
-# §4: the stock main ruleset and com.apple anchor, as `pfctl -sr` prints them.
+# pfctl.md#rule-listing: the stock main ruleset and com.apple anchor, as `pfctl -sr` prints them.
 STOCK = {
     "": ['scrub-anchor "com.apple/*" all fragment reassemble', 'anchor "com.apple/*" all'],
     "com.apple": ['anchor "200.AirDrop/*" all', 'anchor "250.ApplicationFirewall/*" all'],
@@ -101,7 +101,7 @@ class FakePfctl:
         raise AssertionError("unexpected pfctl call %r" % (args,))
 
     def info(self):
-        # §3: printf("%-44s", statline) then printf("%15s\n\n", "Debug: Urgent").
+        # pfctl.md#status-output: printf("%-44s", statline) then printf("%15s\n\n", "Debug: Urgent").
         statline = "Status: %s" % (STATUS_ENABLED if self.enabled else "Disabled")
         header = "State Table                          Total             Rate\n"
         return "%-44s%15s\n\n" % (statline, "Debug: Urgent") + header
@@ -115,7 +115,8 @@ class FakePfctl:
         return out
 
     def show_tables(self, anchor):
-        # §2.4: `-vv -s Tables` header `flags\tname[\tANCHOR]`, then the Addresses line and counters.
+        # pfctl.md#table-show-formats: `-vv -s Tables` header `flags\tname[\tANCHOR]`, then the Addresses
+        # line and counters.
         out = ""
         for name, count in self.tables.get(anchor, []):
             out += "-pa-r-\t%s%s\n" % (name, "\t" + anchor if anchor else "")
@@ -260,7 +261,7 @@ def test_anchor_that_vanishes_while_reading_is_empty(monkeypatch, pfctl_bin):
 
 
 def test_not_root_fails_naming_the_command_and_its_error(monkeypatch, pfctl_bin):
-    denied = "pfctl: /dev/pf: Permission denied\n"  # §1, exit 1
+    denied = "pfctl: /dev/pf: Permission denied\n"  # pfctl.md#device-access, exit 1
     fake = FakePfctl(hooked(), failure=(1, denied))
     result = run_module(monkeypatch, pf_facts, fake, dict(pfctl_path=pfctl_bin))
     assert result["failed"] is True
@@ -271,7 +272,7 @@ def test_not_root_fails_naming_the_command_and_its_error(monkeypatch, pfctl_bin)
 
 
 def test_error_on_stderr_with_exit_0_is_a_failure(monkeypatch, pfctl_bin):
-    # -s ignores errors in the exit code (§1): stderr decides. ALTQ noise alone would not.
+    # -s ignores errors in the exit code (pfctl.md#exit-codes): stderr decides. ALTQ noise alone would not.
     fake = FakePfctl(hooked(), failure=(0, ALTQ + "pfctl: DIOCGETSTATUS: Operation not supported by device\n"))
     result = run_module(monkeypatch, pf_facts, fake, dict(pfctl_path=pfctl_bin))
     assert result["failed"] is True

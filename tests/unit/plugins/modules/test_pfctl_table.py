@@ -2,7 +2,7 @@
 # Copyright: (c) 2026, pfguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Drive pfctl_table through AnsibleModule with pfctl's real outputs (shared/reference/pfctl-macos.md)."""
+"""Drive pfctl_table through AnsibleModule with pfctl's real outputs (docs/reference/pfctl.md)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -25,9 +25,9 @@ F_WARNING = (
     "See /etc/pf.conf for further details.\n\n"
 )
 MISSING = (255, "", ALTQ + "pfctl: Table does not exist.\n")
-# pfctl-macos.md §2.4, plain show.
+# docs/reference/pfctl.md#table-show-formats, plain show.
 SHOW_SAMPLE = "   10.0.0.1\n   10.0.0.0/8\n  !192.168.1.5\n   2001:db8::/32\n"
-# pfctl-macos.md §8.1, captured macOS state lines, plus an inbound SSH state from a banned host.
+# docs/reference/pfctl.md#state-listing, captured macOS state lines, plus an inbound SSH state from a banned host.
 STATES_SAMPLE = (
     "ALL tcp 172.16.7.27:59833 -> 10.82.16.60:389       ESTABLISHED:ESTABLISHED\n"
     "ALL tcp 127.0.0.1:12300 <- 10.82.16.60:389 <- 172.16.7.27:59833       ESTABLISHED:ESTABLISHED\n"
