@@ -8,17 +8,29 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+# The current ansible-core release (2.21) wants Python >= 3.12: pyenv's 3.13 if there, else PATH's.
+PYTHON_CURRENT ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) python3.13)
+VENV_CURRENT := .venv-current
+BIN_CURRENT := $(VENV_CURRENT)/bin
 APT_PACKAGES := nftables openssh-server openssh-client fail2ban conntrack iproute2 rsync util-linux procps sudo sqlite3 openssl
 # ansible-test insists on running from .../ansible_collections/<namespace>/<name>/.
 COLLECTION_ROOT ?= $(or $(TMPDIR),/tmp)/pfguard-ansible-test
 COLLECTION_COPY := $(COLLECTION_ROOT)/ansible_collections/pfguard/macos
-ANSIBLE_TEST := cd $(COLLECTION_COPY) && $(CURDIR)/$(BIN)/ansible-test
+# ansible-test of a virtualenv ($(1)) on its own Python ($(2)): the oldest supported ansible-core
+# (.venv, 2.19, Python 3.11) and the current release (.venv-current, 2.21, Python 3.13).
+ansible_test = cd $(COLLECTION_COPY) && $(CURDIR)/$(1)/bin/ansible-test $(3) --venv --python $(2) --color no
+# `make collection` builds the Galaxy artifact here (gitignored; galaxy.yml build_ignore leaves it out).
+BUILD_DIR := build
+COLLECTION_TARBALL = $(BUILD_DIR)/pfguard-macos-$(shell sed -n 's/^version: *//p' galaxy.yml).tar.gz
 
-.PHONY: help deps venv test sanity units lint lab-tests fleet-tests molecule demo bench clean collection-copy
+.PHONY: help deps venv venv-current test test-static test-lab sanity sanity-floor sanity-current units units-floor units-current lint \
+	collection packaging-tests cli-tests lab-tests fleet-tests molecule demo bench clean collection-copy
 
 help:
 	@echo "make demo   - bring up a lab of emulated Macs, run pfguard on it, tear it down"
-	@echo "make test   - install dependencies, run unit, sanity, lint, emulator and lab tests"
+	@echo "make test   - install dependencies, run lint, unit, sanity (ansible-core 2.19 and 2.21), packaging,"
+	@echo "              emulator and lab tests and Molecule"
+	@echo "make collection - build the Galaxy artifact into build/"
 	@echo "make bench  - pfctl_table benchmark (writes nothing; copy figures into docs/benchmarks.md)"
 
 deps:
@@ -36,25 +48,64 @@ $(BIN)/.installed: pyproject.toml
 
 venv: deps $(BIN)/.installed
 
-# ansible-test --venv downloads a get-pip script from a host outside the package index; when it
-# is not cached, seed the cache with .ci/ansible_test_get_pip.py, which installs the same pip from PyPI.
-PIP_BOOTSTRAP = $(HOME)/.ansible/test/cache/get_pip_$(subst .,_,$(shell sed -n "s/^ *pip='\([0-9.]*\)',/\1/p" $(VENV)/lib/python3.11/site-packages/ansible_test/_internal/python_requirements.py 2>/dev/null)).py
+$(BIN_CURRENT)/.installed: pyproject.toml
+	$(PYTHON_CURRENT) -m venv $(VENV_CURRENT)
+	$(BIN_CURRENT)/pip install -q --upgrade pip
+	$(BIN_CURRENT)/pip install -q -e '.[current]'
+	touch $@
 
-collection-copy: venv
-	@[ -s "$(PIP_BOOTSTRAP)" ] || install -D -m 0644 .ci/ansible_test_get_pip.py "$(PIP_BOOTSTRAP)"
+venv-current: deps $(BIN_CURRENT)/.installed
+
+# ansible-test --venv downloads a get-pip script from a host outside the package index; when it
+# is not cached, seed the cache with .ci/ansible_test_get_pip.py, which installs the same pip from
+# PyPI. Each ansible-test names its own pip version: $(call seed_get_pip,<virtualenv>).
+seed_get_pip = f=$(HOME)/.ansible/test/cache/get_pip_$$(sed -n "s/^ *pip='\([0-9.]*\)',/\1/p" \
+	$(1)/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | tr . _).py; \
+	[ -s "$$f" ] || install -D -m 0644 .ci/ansible_test_get_pip.py "$$f"
+
+# The Galaxy artifact: what `ansible-galaxy collection install` gets (galaxy.yml build_ignore).
+collection: venv
+	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD_DIR) .
+
+# ansible-test runs on the artifact itself, unpacked where ansible-test wants it.
+collection-copy: collection
 	rm -rf $(COLLECTION_ROOT)
 	mkdir -p $(COLLECTION_COPY)
-	rsync -a --exclude-from=.ci/collection-excludes ./ $(COLLECTION_COPY)/
+	tar -xzf $(COLLECTION_TARBALL) -C $(COLLECTION_COPY)
 
-sanity: collection-copy
-	$(ANSIBLE_TEST) sanity --venv --python 3.11 --color no
+sanity: sanity-floor sanity-current
+units: units-floor units-current
 
-units: collection-copy
-	$(ANSIBLE_TEST) units --venv --python 3.11 --color no
+sanity-floor: venv collection-copy
+	@$(call seed_get_pip,$(VENV))
+	$(call ansible_test,$(VENV),3.11,sanity)
+
+sanity-current: venv-current collection-copy
+	@$(call seed_get_pip,$(VENV_CURRENT))
+	$(call ansible_test,$(VENV_CURRENT),3.13,sanity)
+
+units-floor: venv collection-copy
+	@$(call seed_get_pip,$(VENV))
+	$(call ansible_test,$(VENV),3.11,units)
+
+units-current: venv-current collection-copy
+	@$(call seed_get_pip,$(VENV_CURRENT))
+	$(call ansible_test,$(VENV_CURRENT),3.13,units)
 
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ansible-lint --profile production
+	$(BIN)/antsibull-changelog lint
+	$(BIN)/antsibull-changelog lint-changelog-yaml --strict changelogs/changelog.yaml
+
+# The artifact built, installed and used from outside the checkout, and the SPDX headers; no lab.
+packaging-tests: venv
+	$(BIN)/pytest -q -p no:cacheprovider tests/packaging
+
+# The `pfguard` command (cli/): arguments, inventory discovery, exit codes and rendering, from
+# recorded ansible-runner events; no lab (tests/fleet/test_pfguard_command.py runs it on the lab).
+cli-tests: venv
+	$(BIN)/pytest -q -p no:cacheprovider cli/tests
 
 # Emulator conformance tests, the module against the emulated pfctl, and the lab end to end.
 lab-tests: venv
@@ -65,14 +116,25 @@ lab-tests: venv
 fleet-tests: venv
 	$(BIN)/pytest -q -p no:cacheprovider tests/fleet
 
-# Molecule on the lab fleet (create/destroy bring a lab up and down around each scenario):
-# lab-smoke reaches every emulated Mac; default converges playbooks/site.yml, checks idempotence
-# and verifies every link of the chain.
-molecule: venv
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule test -s lab-smoke
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule test -s default
+# Molecule on the lab fleet with the current ansible-core (create/destroy bring a lab up and down):
+# default converges playbooks/site.yml, checks idempotence and verifies every link of the chain.
+# The lab-smoke scenario (every emulated Mac reachable) repeats tests/lab/test_lab_network.py, so
+# it stays out of `make test`: `make molecule MOLECULE_SCENARIOS="lab-smoke default"`.
+MOLECULE_SCENARIOS ?= default
+molecule: venv-current
+	for s in $(MOLECULE_SCENARIOS); do PATH=$(CURDIR)/$(BIN_CURRENT):$$PATH $(BIN_CURRENT)/molecule test -s $$s; done
 
-test: venv lint units sanity lab-tests fleet-tests molecule
+# Two lanes at once, each in order: the checks that need no lab (CPU-bound) beside the lab suites
+# (mostly waiting on SSH, sshd and launchd), so the whole run fits CI's budget. Either lane failing
+# fails `make test`, after both have finished.
+test: venv venv-current
+	$(MAKE) --no-print-directory -j2 test-static test-lab
+
+test-static:
+	$(MAKE) --no-print-directory -j1 lint units sanity packaging-tests cli-tests
+
+test-lab:
+	$(MAKE) --no-print-directory -j1 lab-tests fleet-tests molecule
 
 bench: venv
 	$(BIN)/python bench/bench_pfctl_table.py
@@ -81,4 +143,4 @@ demo: venv
 	$(BIN)/python -m pfguard_lab.demo
 
 clean:
-	rm -rf $(COLLECTION_ROOT) .pytest_cache .ruff_cache
+	rm -rf $(COLLECTION_ROOT) $(BUILD_DIR) .pytest_cache .ruff_cache

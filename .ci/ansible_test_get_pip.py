@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Stand-in for ansible-test's downloaded get-pip bootstrap, for machines that reach PyPI but not
 ci-files.testing.ansible.com: seed pip with ensurepip, then install what ansible-test asked for
 (the exact pip version and packages) from the package index."""

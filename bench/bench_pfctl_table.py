@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Benchmark: pfguard.macos.pfctl_table against the per-address loop fail2ban's pf action uses.
 
 Runs `ansible localhost -m pfguard.macos.pfctl_table` from the checkout against the lab's emulated

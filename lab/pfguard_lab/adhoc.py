@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Run a module with `ansible localhost -m ...` from the checkout and read its JSON result."""
 
 from __future__ import annotations

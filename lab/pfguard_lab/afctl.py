@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Server.app's Adaptive Firewall tool `afctl` (docs/reference/macos.md#adaptive-firewall).
 
 afctl [-v level] [-a ip [-t minutes]] [-w ip] [-x ip] [-r ip] [-d] [-e] [-f] [-X] [-T n] [-H minutes]

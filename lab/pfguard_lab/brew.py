@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """`brew` for the admin user, with one formula, `fail2ban`, backed by this machine's real fail2ban 1.0.2.
 
 docs/reference/fail2ban.md#homebrew-packaging and docs/reference/ansible.md#homebrew-modules

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """`pfguard-lab`: bring the lab of emulated Macs up and down, look inside hosts, attack them.
 
 Exit codes: 0 success; 1 failure (or the probe/hold outcome documented per command); 2 usage

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The emulated macOS commands and the wrapper scripts that put them on a host's PATH."""
 
 from __future__ import annotations

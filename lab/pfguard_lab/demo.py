@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """`make demo`: bring up a lab of emulated Macs, protect them with pfguard, catch an attacker on one Mac
 and block it on all of them, check every Mac with the doctor, write the ban report, tear the lab down."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The lab as a whole: fleet spec, keys, bring-up in parallel, inventory, status and teardown."""
 
 from __future__ import annotations

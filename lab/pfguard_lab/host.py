@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """One lab host: its description, its disk (overlay), provisioning, boot, shutdown and reboot.
 
 See docs/lab-design.md "Host model". The controller keeps each Mac's overlay mounted at

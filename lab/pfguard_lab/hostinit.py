@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """A lab Mac's first process: build the host's filesystem view, then exec launchd as PID 1.
 
 Started by the controller as

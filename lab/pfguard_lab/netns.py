@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Linux plumbing for the lab: commands, mounts, network namespaces, the bridge, processes.
 
 Everything here runs as root in the controller (the root namespaces) except the small syscall

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Emulated /usr/bin/plutil (docs/reference/macos.md#plutil): -lint, -convert, -p, -extract, -type, -insert,
 -replace, -remove, -create, -help.
 

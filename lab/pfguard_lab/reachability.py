@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Watch whether new TCP connections from one lab host to another get through, many times a second.
 
 `pfguard-lab watch` uses it to measure, from the attacker's side, how long a Mac answers a banned

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Emulated /usr/bin/sw_vers: reads <root>/System/Library/CoreServices/SystemVersion.plist like the real one."""
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright: (c) 2026, pfguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Address filters for the fleet plays: pf_invalid, pf_normalize, pf_overlapping, pf_inside and pf_wide, each
+"""Address filters for the fleet plays: pf_address_list, pf_invalid, pf_normalize, pf_overlapping, pf_inside and
+pf_wide, each
 documented in its own sidecar file (pf_invalid.yml, ...). They parse addresses exactly as
 pfguard.macos.pfctl_table does (the same module_utils), so the controller refuses, matches and records what
 the module would, without netaddr."""
@@ -10,6 +12,8 @@ the module would, without netaddr."""
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+import re
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.pfguard.macos.plugins.module_utils.pfctl import is_wide, normalize_addresses, overlaps
@@ -45,6 +49,24 @@ def _parsed(values, what):
             named.append("and %d more" % (len(bad) - BAD_VALUES_NAMED))
         raise AnsibleFilterError("%s: not valid addresses: %s" % (what, "; ".join(named)))
     return entries
+
+
+# What a survey field or a CI variable holds: addresses separated by commas, spaces or newlines.
+ADDRESS_SEPARATORS = re.compile(r"[,\s]+")
+
+
+@checked_arguments("pf_address_list")
+def pf_address_list(value):
+    """A list of addresses from a list (returned as a list, unchecked) or from one string of addresses
+    separated by commas, spaces or newlines. Anything else is refused."""
+    if _is_list(value):
+        return list(value)
+    if isinstance(value, str):
+        return [item for item in ADDRESS_SEPARATORS.split(value) if item]
+    raise AnsibleFilterError(
+        "pf_address_list: expected a list of addresses or a string of addresses separated by commas, spaces "
+        "or newlines, got %s" % show(value)
+    )
 
 
 @checked_arguments("pf_invalid")
@@ -92,6 +114,7 @@ class FilterModule(object):
 
     def filters(self):
         return {
+            "pf_address_list": pf_address_list,
             "pf_invalid": pf_invalid,
             "pf_normalize": pf_normalize,
             "pf_overlapping": pf_overlapping,

@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright: (c) 2026, pfguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -119,6 +120,7 @@ LAUNCHD_DUTIES = {
 # `pfctl -s rules` prints the main ruleset's call of fail2ban's anchors as `anchor "f2b/*" all`.
 F2B_ANCHOR_CALL = re.compile(r'^anchor "f2b/\*"(\s|$)')
 NAME = "protection_verdict"
+STATUS_NAME = "protection_status"
 LOG_MINUTES_MAX = 525600  # a year: a longer window checks nothing
 JAIL_NAME_MAX = 64
 # Seconds: a log line's age or the probe's wait beyond this (about 31 years) is not a measurement.
@@ -173,30 +175,30 @@ def _jails(jails):
 
 def _pf_links(pf):
     if not _flag(pf, "pf", "enabled"):
-        yield "PF is disabled"
+        yield "pf_disabled", "PF is disabled"
     if PF_ANCHOR not in _strings(pf, "pf", "reachable_anchors"):
-        yield "anchor %s is not referenced from the main ruleset" % PF_ANCHOR
+        yield "anchor_not_referenced", "anchor %s is not referenced from the main ruleset" % PF_ANCHOR
     if "%s:%s" % (PF_ANCHOR, PF_BLOCKLIST) not in _strings(pf, "pf", "blocking_tables"):
-        yield "table %s is not referenced by any block rule" % PF_BLOCKLIST
+        yield "table_not_referenced", "table %s is not referenced by any block rule" % PF_BLOCKLIST
 
 
 def _fail2ban_links(pf, fail2ban, sshd_log, jails, log_minutes):
     rulesets = check_mapping(pf.get("rulesets", {}), "%s: pf.rulesets" % NAME)
     main_rules = _strings(rulesets, "pf.rulesets", "", 'pf.rulesets[""]')
     if not any(F2B_ANCHOR_CALL.match(rule) for rule in main_rules):
-        yield "anchor f2b/* is not referenced from the main ruleset"
+        yield "f2b_anchor_not_referenced", "anchor f2b/* is not referenced from the main ruleset"
     if not _flag(fail2ban, "fail2ban", "installed"):
-        yield "fail2ban is not installed"
+        yield "fail2ban_not_installed", "fail2ban is not installed"
     if not _flag(fail2ban, "fail2ban", "running"):
-        yield "fail2ban is not running"
+        yield "fail2ban_not_running", "fail2ban is not running"
     running_jails = check_mapping(fail2ban.get("jails", {}), "%s: fail2ban.jails" % NAME)
     for jail in jails:
         if jail not in running_jails:
-            yield "jail %s is not running in fail2ban" % jail
+            yield "jail_not_running", "jail %s is not running in fail2ban" % jail
     blocking = _strings(pf, "pf", "blocking_tables")
     for jail in jails:
         if "f2b/%s:f2b-%s" % (jail, jail) not in blocking:
-            yield "table f2b-%s is not referenced by any block rule" % jail
+            yield "f2b_table_not_referenced", "table f2b-%s is not referenced by any block rule" % jail
     if "sshd" in jails:
         yield from _log_links(sshd_log, log_minutes)
 
@@ -205,11 +207,11 @@ def _log_links(sshd_log, log_minutes):
     newest = check_mapping(sshd_log.get("newest"), "%s: sshd_log.newest" % NAME, optional=True)
     age = _seconds(newest.get("age"), "%s: sshd_log.newest.age" % NAME)
     if age is None or age > log_minutes * 60:
-        yield "no sshd line reached the jail's log in the last %d minutes" % log_minutes
+        yield "sshd_log_stale", "no sshd line reached the jail's log in the last %d minutes" % log_minutes
     probe = check_mapping(sshd_log.get("probe"), "%s: sshd_log.probe" % NAME, optional=True)
     if _flag(probe, "sshd_log.probe", "sent") and not _flag(probe, "sshd_log.probe", "seen"):
         wait = _seconds(probe.get("wait"), "%s: sshd_log.probe.wait" % NAME)
-        yield "sshd's line for the doctor's test connection did not reach the jail's log%s" % (
+        yield "sshd_log_probe_missed", "sshd's line for the doctor's test connection did not reach the jail's log%s" % (
             "" if wait is None else " within %s s" % wait
         )
 
@@ -220,15 +222,18 @@ def _launchd_links(launchd, labels):
     installed = _strings(launchd, "launchd", "installed")
     for label in labels:
         if label not in loaded:
-            yield "launchd job %s is not loaded: %s" % (label, LAUNCHD_DUTIES[label])
+            yield "launchd_job_not_loaded", "launchd job %s is not loaded: %s" % (label, LAUNCHD_DUTIES[label])
         if label in disabled:
-            yield "launchd job %s is disabled: it will not start after a reboot" % label
+            yield "launchd_job_disabled", "launchd job %s is disabled: it will not start after a reboot" % label
         if label not in installed:
-            yield "launchd job %s has no plist in /Library/LaunchDaemons: it will not start after a reboot" % label
+            yield (
+                "launchd_job_not_installed",
+                "launchd job %s has no plist in /Library/LaunchDaemons: it will not start after a reboot" % label,
+            )
 
 
-def broken_links(facts, jails=("sshd",), log_minutes=10):
-    """Every broken link of the chain, in chain order (empty when protected)."""
+def broken_link_items(facts, jails=("sshd",), log_minutes=10):
+    """(name, message) of every broken link of the chain, in chain order (empty when protected)."""
     if not isinstance(facts, Mapping):
         refuse(NAME + ":", "expected a dictionary of facts as the input", facts)
     log_minutes = _log_minutes(log_minutes)
@@ -244,6 +249,11 @@ def broken_links(facts, jails=("sshd",), log_minutes=10):
     return links
 
 
+def broken_links(facts, jails=("sshd",), log_minutes=10):
+    """The message of every broken link of the chain, in chain order (empty when protected)."""
+    return [message for _name, message in broken_link_items(facts, jails, log_minutes)]
+
+
 @checked_arguments(NAME)
 def protection_verdict(facts, jails=("sshd",), log_minutes=10):
     """`protected`, or the first broken link of the chain."""
@@ -251,6 +261,18 @@ def protection_verdict(facts, jails=("sshd",), log_minutes=10):
     return links[0] if links else PROTECTED
 
 
+@checked_arguments(STATUS_NAME)
+def protection_status(facts, jails=("sshd",), log_minutes=10):
+    """The verdict as data: {protected, link, verdict, broken: [{link, message}]}."""
+    items = broken_link_items(facts, jails, log_minutes)
+    return {
+        "protected": not items,
+        "link": items[0][0] if items else PROTECTED,
+        "verdict": items[0][1] if items else PROTECTED,
+        "broken": [{"link": name, "message": message} for name, message in items],
+    }
+
+
 class FilterModule(object):
     def filters(self):
-        return {"protection_verdict": protection_verdict}
+        return {"protection_verdict": protection_verdict, "protection_status": protection_status}

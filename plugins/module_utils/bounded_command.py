@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright: (c) 2026, pfguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -57,7 +58,9 @@ def run_bounded(argv, timeout, data=None, environ_update=None, output_limit=None
     env = dict(os.environ)
     env.update(environ_update or {})
     try:
-        process = subprocess.Popen(
+        # Not AnsibleModule.run_command: it has no timeout, and a hung pfctl or launchctl must not hang
+        # the play (every external command here is bounded).
+        process = subprocess.Popen(  # pylint: disable=ansible-bad-function
             argv,
             stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright: (c) 2026, pfguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -25,7 +26,9 @@ from ansible_collections.pfguard.macos.plugins.module_utils.bounded_command impo
     run_bounded,
 )
 from ansible_collections.pfguard.macos.plugins.module_utils.command_error import CommandError
-from ansible_collections.pfguard.macos.plugins.module_utils.safe_files import UnsafePath, check_path_text
+from ansible_collections.pfguard.macos.plugins.module_utils.safe_files import (
+    command_path_problem,
+)
 
 # pfctl's counts and warnings are parsed from stderr, so the locale must not translate them.
 PFCTL_ENV = {"LANG": "C", "LC_ALL": "C", "LANGUAGE": "C"}
@@ -376,17 +379,7 @@ def normalize_anchor(anchor):
 def check_pfctl_path(path):
     """Reason pfctl_path is unusable, or None: it must be an absolute path without control
     characters, naming an executable regular file."""
-    try:
-        check_path_text(path, "pfctl_path")
-    except UnsafePath as exc:
-        return str(exc)
-    try:
-        mode = os.stat(path).st_mode
-    except (OSError, ValueError):
-        mode = 0
-    if not (stat.S_ISREG(mode) and os.access(path, os.X_OK)):
-        return "pfctl not found or not executable at %s" % path
-    return None
+    return command_path_problem(path, "pfctl_path", "pfctl")
 
 
 def pfctl_path(module):

@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright: (c) 2026, pfguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -42,6 +43,22 @@ def check_path_text(path, what="path"):
     if not path.startswith("/"):
         raise UnsafePath("%s %r is not an absolute path" % (what, path))
 
+
+
+def command_path_problem(path, option, command):
+    """Reason an external command's path option is unusable, or None: an absolute path without control
+    characters naming an executable regular file."""
+    try:
+        check_path_text(path, option)
+    except UnsafePath as exc:
+        return str(exc)
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        mode = 0
+    if not (stat.S_ISREG(mode) and os.access(path, os.X_OK)):
+        return "%s not found or not executable at %s" % (command, path)
+    return None
 
 def _kind(mode):
     for test, name in (

@@ -1,5 +1,6 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright: (c) 2026, pfguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -91,6 +92,18 @@ options:
     type: str
     choices: [present, absent, exact]
     default: present
+  match:
+    description:
+      - How O(state=absent) finds the entries to remove.
+      - V(exact) removes the listed addresses and networks themselves.
+      - V(inside) removes every entry that lies inside one of the listed networks (an entry equal to one
+        counts), so that lifting C(198.51.100.0/24) also lifts C(198.51.100.7) and C(198.51.100.64/26).
+        Negated entries (C(!address)) stay - they block nothing, and removing one could block its address
+        again through a wider entry.
+      - Only with O(state=absent).
+    type: str
+    choices: [exact, inside]
+    default: exact
   kill_states:
     description:
       - With O(state=present) or O(state=exact), kill the PF states whose source is a listed address,
@@ -314,8 +327,25 @@ def lockout_conflicts(wanted, protect, controllers, guard_controller, allow_wide
     return conflicts
 
 
-def plan(current, wanted, state):
+def inside(entries, networks):
+    """The entries that lie inside one of `networks` ({text: key}). Negated entries are left alone: they
+    block nothing, and removing one would block the address again in a wider entry that stays."""
+    containers = list(networks.values())
+    found = []
+    for entry in entries:
+        if entry.startswith("!"):
+            continue
+        parsed, _bad = normalize_addresses([entry])
+        for key in parsed.values():
+            if any(key[2] >= net[2] and overlaps(key, net) for net in containers):
+                found.append(entry)
+    return found
+
+
+def plan(current, wanted, state, match="exact"):
     """Entries to delete and to add. `current` maps entry text (with '!' if negated) to itself."""
+    if state == "absent" and match == "inside":
+        return inside(current, wanted), []
     positive = set(entry for entry in current if not entry.startswith("!"))
     negated = set(entry[1:] for entry in current if entry.startswith("!"))
     if state == "absent":
@@ -339,6 +369,8 @@ def check_inputs(module):
     problem = check_table_name(table)
     if problem:
         module.fail_json(msg=problem)
+    if params["match"] == "inside" and state != "absent":
+        module.fail_json(msg="match=inside only goes with state=absent, not state=%s; nothing was changed" % state)
     try:
         anchor = normalize_anchor(params["anchor"])
     except ValueError as exc:
@@ -396,6 +428,7 @@ def run_module():
             anchor=dict(type="str", default=""),
             addresses=dict(type="list", elements="str", default=[]),
             state=dict(type="str", default="present", choices=["present", "absent", "exact"]),
+            match=dict(type="str", default="exact", choices=["exact", "inside"]),
             kill_states=dict(type="bool", default=True),
             protect=dict(type="list", elements="str", default=[]),
             protect_controller=dict(type="bool", default=True),
@@ -437,7 +470,7 @@ def converge(module, pfctl, checked):
         before = pfctl.show(anchor, table)
     except CommandError as exc:
         module.fail_json(**exc.result())
-    to_delete, to_add = plan(dict.fromkeys(before), wanted, state)
+    to_delete, to_add = plan(dict.fromkeys(before), wanted, state, params["match"])
     after = set(before).difference(to_delete)
     after.update(to_add)
     result = dict(

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Rewrite asserts in the shared fixture modules too: test modules import constants from them before
 `pytest_plugins` loads them, which would otherwise leave their asserts without pytest's messages."""
 

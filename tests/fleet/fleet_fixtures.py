@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The protected fleet shared by tests/fleet/test_*.py: one lab, `playbooks/site.yml` applied once.
 
 Test modules load this as a plugin next to the lab's (`pytest_plugins = ["lab_fixtures", "fleet_fixtures"]`);

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """playbooks/doctor.yml on the lab fleet: `protected` everywhere after site.yml, and the exact verdict
 for each link of the chain, broken on one Mac at a time (docs/doctor.md).
 
@@ -160,7 +161,7 @@ def test_pf_disabled_on_one_mac_fails_the_run_after_the_whole_summary(fleet, bre
     assert run.returncode != 0, str(run)
     assert verdicts == {"mac1": PROTECTED, "mac2": "PF is disabled", "mac3": PROTECTED}, str(run)
     assert run.recap["mac2"]["failed"] == 1 and run.recap["mac1"]["failed"] == 0, str(run)
-    summary_at = run.stdout.index("Summarize the fleet")
+    summary_at = run.stdout.index("TASK [Summary]")
     assert summary_at < run.stdout.index("Fail on every Mac that is not protected"), str(run)
 
 

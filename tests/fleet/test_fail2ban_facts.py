@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """pfguard.macos.fail2ban_facts run by real `ansible` over SSH against the fleet's real fail2ban 1.0.2:
 a real ban (and its history row) after an attack, the Homebrew prefix found on each Mac, check mode,
 and the states that are not failures (not installed, server not answering) versus a real failure."""

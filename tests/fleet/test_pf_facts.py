@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """pfguard.macos.pf_facts run by real `ansible` over SSH against the fleet's emulated PF: what site.yml
 hooked is reachable and blocks on every Mac; Apple's stock ruleset loaded into mac1 leaves pfguard's
 anchor and fail2ban's jails loaded but unreachable, and mac1's /etc/pf.conf brings them back.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """playbooks/report.yml on the lab: the attacker banned on mac1 and mac2 shows up in the HTML report and
 in the terminal table as the fleet's top offender; a second run changes nothing; --check writes nothing."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """A lab shared by tests/lab/test_lab_*.py: brought up once per session, always taken down.
 
 Test modules load this as a plugin (`pytest_plugins = ["lab_fixtures"]`, not an import) so that

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """A throwaway lab root with the emulated launchd running in it, for tests/lab/test_launchd.py."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Fixtures for the emulated pfctl (tests/lab/test_pfctl_*.py).
 
 Test modules load this as a plugin: `pytest_plugins = ["pf_fixtures"]`; constants are imported

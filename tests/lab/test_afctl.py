@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Server.app's afctl: files, flags and PF table effects (docs/reference/macos.md#adaptive-firewall)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """pfguard.macos.afctl run by real `ansible localhost` against the lab's afctl emulator, standalone in a
 temp root (docs/reference/macos.md#adaptive-firewall): idempotence, check mode, unblock, whitelist modes."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """brew for the admin user, backed by the machine's fail2ban (docs/reference/fail2ban.md#homebrew-packaging,
 docs/reference/ansible.md#homebrew-modules)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The fail2ban filters and ban action of roles/fail2ban, checked with this machine's real fail2ban 1.0.2.
 
 No lab needed: `fail2ban-regex --config` runs against a temporary copy of /etc/fail2ban with the role's

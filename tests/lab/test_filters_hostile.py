@@ -1,32 +1,24 @@
-"""The collection's filters fed hostile input through real Ansible (`ansible localhost` from the checkout, which
-finds pfguard.macos through ansible.cfg; no lab needed): the user sees the filter's own message naming the value,
-printable and short, and no Python traceback or exception from inside a filter."""
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The collection's filters fed hostile input through real Ansible (ansible-playbook on localhost from the checkout,
+which finds pfguard.macos through ansible.cfg; no lab needed): the user sees the filter's own message naming the value,
+printable and short, and no Python traceback or exception from inside a filter.
+
+Each expression is a debug task of one batch (hostile.Batch in text mode: one ansible-playbook run, what the default
+callback prints cut per task); a second batch runs the refused ones with tracebacks shown."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import subprocess
+from types import SimpleNamespace
 
 import pytest
-from pfguard_lab.adhoc import ANSIBLE, QUIET, REPO
+from hostile import Batch, Case, wait_all
 
 ATTACKER = "198.51.100.200"
 # A Python exception other than Ansible's, as a traceback names it: what a crash inside a filter looks like.
 CRASH = re.compile(r"^\S*(TypeError|ValueError|KeyError|IndexError|AttributeError|OverflowError|RecursionError|"
                    r"UnicodeError|UnicodeEncodeError|UnicodeDecodeError)\b", re.MULTILINE)  # fmt: skip
-
-
-def debug(expression: str, traceback: bool = False) -> subprocess.CompletedProcess:
-    """`ansible localhost -m ansible.builtin.debug -a msg=<expression>` from the checkout."""
-    env = {**os.environ, **QUIET, "ANSIBLE_DISPLAY_TRACEBACK": "always" if traceback else "never"}
-    return subprocess.run(
-        [ANSIBLE, "localhost", "-i", "localhost,", "-c", "local", "-m", "ansible.builtin.debug",
-         "-a", json.dumps({"msg": expression})],
-        cwd=REPO, capture_output=True, text=True, errors="surrogateescape", timeout=120, check=False,
-        stdin=subprocess.DEVNULL, env=env,
-    )  # fmt: skip
 
 
 def fleet_with_ban_time(when: str) -> str:
@@ -66,11 +58,32 @@ REFUSED = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("expression, message", [row[1:] for row in REFUSED], ids=[row[0] for row in REFUSED])
-def test_hostile_input_fails_the_task_with_the_filters_message(expression, message):
-    run = debug(expression)
-    output = run.stdout + run.stderr
-    assert run.returncode == 2, output
+VALID = "{{ ['203.0.113.7/32', '2001:DB8:0:0::1/64', '10.1.2.3/8'] | pfguard.macos.pf_normalize }}"
+INVALID = "{{ ['203.0.113.7', '\\x1b[2J', none, '١٩٢.٠.٢.١'] | pfguard.macos.pf_invalid }}"
+
+
+@pytest.fixture(scope="module")
+def batches(tmp_path_factory):
+    """Every expression as a debug task on localhost: once as users see it, once (the refused ones) with
+    tracebacks on; the two runs side by side."""
+    refused = [Case(name, "ansible.builtin.debug", {"msg": expression}) for name, expression, _message in REFUSED]
+    accepted = [Case(name, "ansible.builtin.debug", {"msg": expression}) for name, expression in
+                (("valid-input", VALID), ("pf-invalid", INVALID))]  # fmt: skip
+    local = ("-i", "localhost,", "-c", "local")
+    runs = {
+        traceback: Batch(tmp_path_factory.mktemp(f"filters-{traceback}"), cases, text=True, argv=local,
+                         env={**os.environ, "ANSIBLE_DISPLAY_TRACEBACK": traceback})
+        for traceback, cases in (("never", refused + accepted), ("always", refused))
+    }  # fmt: skip
+    wait_all(*runs.values(), timeout=600)
+    return SimpleNamespace(shown=runs["never"], traced=runs["always"])
+
+
+@pytest.mark.parametrize("name, expression, message", REFUSED, ids=[row[0] for row in REFUSED])
+def test_hostile_input_fails_the_task_with_the_filters_message(batches, name, expression, message):
+    outcome = batches.shown.outcome(name)
+    output = outcome.output
+    assert outcome.refused, output
     errors = [line for line in output.splitlines() if line.startswith("[ERROR]: ")]
     assert len(errors) == 1, output
     assert message in errors[0]
@@ -80,27 +93,27 @@ def test_hostile_input_fails_the_task_with_the_filters_message(expression, messa
     assert "1" * 200 not in output
 
 
-@pytest.mark.parametrize("expression, message", [row[1:] for row in REFUSED], ids=[row[0] for row in REFUSED])
-def test_the_traceback_behind_the_message_is_the_filters_refusal_not_a_crash(expression, message):
+@pytest.mark.parametrize("name, expression, message", REFUSED, ids=[row[0] for row in REFUSED])
+def test_the_traceback_behind_the_message_is_the_filters_refusal_not_a_crash(batches, name, expression, message):
     """With tracebacks on, what is shown is the filter's own AnsibleFilterError, raised on purpose."""
-    run = debug(expression, traceback=True)
-    output = run.stdout + run.stderr
-    assert run.returncode == 2, output
+    outcome = batches.traced.outcome(name)
+    output = outcome.output
+    assert outcome.refused, output
     assert "ansible.errors.AnsibleTemplatePluginError: " + message in output
     assert not CRASH.search(output), CRASH.search(output).group(0)
 
 
-def test_valid_input_still_gives_the_documented_result():
+def test_valid_input_still_gives_the_documented_result(batches):
     """The same harness, with input the filters accept: the task succeeds and prints the result."""
-    run = debug("{{ ['203.0.113.7/32', '2001:DB8:0:0::1/64', '10.1.2.3/8'] | pfguard.macos.pf_normalize }}")
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "- 203.0.113.7\n" in run.stdout and "- 2001:db8::/64\n" in run.stdout and "- 10.0.0.0/8\n" in run.stdout
+    outcome = batches.shown.outcome("valid-input")
+    assert not outcome.refused and "ok: [localhost]" in outcome.output, outcome.output
+    assert all(f"- {value}\n" in outcome.output for value in ("203.0.113.7", "2001:db8::/64", "10.0.0.0/8"))
 
 
-def test_pf_invalid_lists_hostile_values_without_failing():
+def test_pf_invalid_lists_hostile_values_without_failing(batches):
     """pf_invalid never fails: it names each bad value, escaped, so a play can show them all at once."""
-    run = debug("{{ ['203.0.113.7', '\\x1b[2J', none, '١٩٢.٠.٢.١'] | pfguard.macos.pf_invalid }}")
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output
-    assert "\\x1b[2J" in run.stdout and "'None'" in run.stdout and "١٩٢.٠.٢.١" in run.stdout
+    outcome = batches.shown.outcome("pf-invalid")
+    output = outcome.output
+    assert not outcome.refused and "ok: [localhost]" in output, output
+    assert "\\x1b[2J" in output and "'None'" in output and "١٩٢.٠.٢.١" in output
     assert "\x1b" not in output

@@ -1,29 +1,35 @@
-"""Hostile input for pfguard.macos.afctl, fail2ban_facts and jail_log_facts, each run by real
-`ansible localhost`: afctl against the lab's emulated afctl in a Server.app root (as in
-test_afctl_module.py), fail2ban_facts against a fake fail2ban-client given by its `client` option
-(answering with fail2ban 1.0.2's recorded output, or hanging, flooding or printing garbage), and
-jail_log_facts against files in a temp directory.
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Hostile input for pfguard.macos.afctl, fail2ban_facts and jail_log_facts, run by real Ansible on
+localhost: afctl against the lab's emulated afctl in a Server.app root (as in test_afctl_module.py),
+fail2ban_facts against fake fail2ban-clients given by its `client` option (answering with fail2ban
+1.0.2's recorded output, or hanging, flooding or printing garbage), and jail_log_facts against files
+in a temp directory.
 
 Every case must be refused with an error naming the bad value, with no traceback, and must leave
-the watched files (and afctl's whitelist) exactly as they were. FIFOs and /dev/zero would block or
-never end if a module read them, so every test here has a timeout and a hang fails fast."""
+the watched files (and afctl's whitelist) exactly as they were. The cases of each module run as one
+batch (hostile.Batch: one ansible-playbook run, a snapshot after every case), the three side by
+side. FIFOs and /dev/zero would block or never end if a module read them, so every case has a task
+timeout and a hang fails fast."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
-from hostile import assert_refused, refused_without_change, snapshot
+from hostile import Batch, Case, snapshot, wait_all
 from pfguard_lab.adhoc import run_module
 from test_afctl_module import Server
 from ulog_fixtures import remove_root
 
-pytestmark = pytest.mark.timeout(90)
+# The batches run in a fixture, bounded by their own timeouts (hostile.TASK_TIMEOUT per case).
+pytestmark = pytest.mark.timeout(90, func_only=True)
 
 REPO = Path(__file__).resolve().parents[2]
 RECORDED = json.loads((REPO / "tests/unit/plugins/modules/fixtures/fail2ban_client.json").read_text())
@@ -31,6 +37,8 @@ AFCTL = "pfguard.macos.afctl"
 FAIL2BAN = "pfguard.macos.fail2ban_facts"
 JAIL_LOG = "pfguard.macos.jail_log_facts"
 SEEDED = "198.51.100.1"  # on the whitelist before every afctl case, so "unchanged" means something
+
+
 def hostile_files(directory: Path) -> dict[str, str]:
     """A FIFO, a symlink to a real file, a directory and a device: nothing a module may read."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -81,11 +89,11 @@ def server():
             remove_root(machine.root)
 
 
-def afctl_refused(server: HostileServer, args: dict, *names: str) -> str:
-    base = server.args(whitelist=["192.0.2.1"], block_time=5)
-    message = refused_without_change(AFCTL, {**base, **args}, names, [server.root], state=server.whitelist_bytes)
-    assert server.whitelist() == [SEEDED]
-    return message
+def afctl_refused(batches, case: str, *names: str):
+    """The afctl case failed naming `names`, changed nothing, and left the seeded whitelist as it was."""
+    outcome = batches.afctl.refused(case, *names)
+    assert outcome.after[batches.whitelist][3] == batches.seeded, f"{case} changed the whitelist"
+    return outcome
 
 
 AFCTL_FILE_CASES = [
@@ -107,8 +115,8 @@ AFCTL_FILE_CASES = [
 
 
 @pytest.mark.parametrize("option, kind, reason", AFCTL_FILE_CASES, ids=[f"{o}-{k}" for o, k, _r in AFCTL_FILE_CASES])
-def test_afctl_refuses_files_it_must_not_read(server, option, kind, reason):
-    afctl_refused(server, {option: server.bad[kind]}, option, server.bad[kind], reason)
+def test_afctl_refuses_files_it_must_not_read(batches, option, kind, reason):
+    afctl_refused(batches, f"{option}-{kind}", option, batches.server.bad[kind], reason)
 
 
 AFCTL_ARG_CASES = [
@@ -140,60 +148,77 @@ AFCTL_ARG_CASES = [
 
 
 @pytest.mark.parametrize("args, names", [c[1:] for c in AFCTL_ARG_CASES], ids=[c[0] for c in AFCTL_ARG_CASES])
-def test_afctl_refuses_bad_arguments(server, args, names):
-    afctl_refused(server, args, *names)
+def test_afctl_refuses_bad_arguments(request, batches, args, names):
+    afctl_refused(batches, request.node.callspec.id, *names)
 
 
-def test_afctl_refuses_a_directory_as_afctl(server):
-    afctl_refused(server, dict(afctl_path=str(server.root)), "afctl not found or not executable at %s" % server.root)
+def test_afctl_refuses_a_directory_as_afctl(batches):
+    root = batches.server.root
+    afctl_refused(batches, "directory-afctl", "afctl not found or not executable at %s" % root)
 
 
-def test_afctl_hung_command_fails_within_command_timeout_naming_it(server):
-    started = time.monotonic()
-    afctl_refused(server, dict(afctl_path=server.hung, command_timeout=2),
-                  f"{server.hung} -w 192.0.2.1 did not finish within 2 seconds and was killed")  # fmt: skip
-    assert time.monotonic() - started < 30
+def test_afctl_hung_command_fails_within_command_timeout_naming_it(batches):
+    message = f"{batches.server.hung} -w 192.0.2.1 did not finish within 2 seconds and was killed"
+    outcome = afctl_refused(batches, "hung-afctl", message)
+    assert outcome.seconds < 30
 
 
-def test_afctl_output_that_is_not_utf8_is_reported_as_text(server):
-    message = afctl_refused(server, dict(afctl_path=server.garbled), "-w 192.0.2.1 failed: afctl: \ufffd\ufffd broken")
-    assert "\\377" not in message
+def test_afctl_output_that_is_not_utf8_is_reported_as_text(batches):
+    outcome = afctl_refused(batches, "garbled-afctl", "-w 192.0.2.1 failed: afctl: \ufffd\ufffd broken")
+    assert "\\377" not in outcome.result["msg"]
 
 
-def test_afctl_that_floods_output_is_killed(server):
-    afctl_refused(server, dict(afctl_path=server.flood), f"{server.flood} -w 192.0.2.1 printed more than 1048576 bytes")
+def test_afctl_that_floods_output_is_killed(batches):
+    flood = batches.server.flood
+    afctl_refused(batches, "flooding-afctl", f"{flood} -w 192.0.2.1 printed more than 1048576 bytes")
 
 
-@pytest.mark.parametrize(
-    "content, named",
-    [
-        (b"198.51.100.1\n\xff\xfe10.0.0.2\n", "line 2 is not UTF-8 text"),
-        (b"198.51.100.1\n-e\n", "line 2 starts with '-'"),
-        (b"198.51.100.1\n10.0.0.9\x1b[2J\n", "line 2 holds a control character"),
-        (b"198.51.100.1\n" * 100000, "is larger than 1048576 bytes"),
-    ],
-    ids=["not-utf8", "option", "escape", "oversized"],
-)
-def test_afctl_refuses_whitelist_lines_it_would_pass_to_afctl(server, content, named):
-    whitelist = server.path("/var/db/af/whitelist")
-    original = whitelist.read_bytes()
-    whitelist.write_bytes(content)
-    try:
-        base = server.args(whitelist=["192.0.2.1"], whitelist_state="exact")
-        refused_without_change(AFCTL, base, (f"whitelist_file {whitelist}", named), [server.root],
-                               state=server.whitelist_bytes)  # fmt: skip
-    finally:
-        whitelist.write_bytes(original)
+WHITELIST_LINES = [
+    ("not-utf8", b"198.51.100.1\n\xff\xfe10.0.0.2\n", "line 2 is not UTF-8 text"),
+    ("option", b"198.51.100.1\n-e\n", "line 2 starts with '-'"),
+    ("escape", b"198.51.100.1\n10.0.0.9\x1b[2J\n", "line 2 holds a control character"),
+    ("oversized", b"198.51.100.1\n" * 100000, "is larger than 1048576 bytes"),
+]
 
 
-def test_afctl_check_and_diff_mode_still_work(server):
-    before = snapshot(server.root)
-    # -vvv: below it the one-line callback drops the diff (and warnings) from what it prints.
-    rc, result = run_module(AFCTL, server.args(whitelist=["192.0.2.1"], block_time=5), "--check", "--diff", "-vvv")
-    assert rc == 0, result
-    assert result["changed"] is True and result["added"] == ["192.0.2.1"]
-    assert "  - 192.0.2.1" in result["diff"]["after"] and "block_time: 5" in result["diff"]["after"]
-    assert snapshot(server.root) == before
+@pytest.mark.parametrize("name, content, named", [pytest.param(*case, id=case[0]) for case in WHITELIST_LINES])
+def test_afctl_refuses_whitelist_lines_it_would_pass_to_afctl(batches, name, content, named):
+    """The whitelist holds `content` while the case runs (written just before it, put back after)."""
+    whitelist = batches.whitelist
+    outcome = batches.afctl.refused(f"whitelist-{name}", f"whitelist_file {whitelist}", named)
+    assert outcome.before[whitelist][3] == hashlib.sha256(content).hexdigest()
+
+
+def test_afctl_check_and_diff_mode_still_work(batches):
+    outcome = batches.afctl.outcome("check-diff")
+    assert not outcome.refused, outcome.result
+    assert outcome.result["changed"] is True and outcome.result["added"] == ["192.0.2.1"]
+    assert "  - 192.0.2.1" in outcome.result["diff"]["after"] and "block_time: 5" in outcome.result["diff"]["after"]
+    batches.afctl.unchanged(outcome, "check-diff")
+
+
+def afctl_cases(server: HostileServer, contents: Path) -> list[Case]:
+    """Every afctl case; the whitelist-line ones write the whitelist first (from files in `contents`,
+    with cp: same file, same mode) and put it back after."""
+    base = server.args(whitelist=["192.0.2.1"], block_time=5)
+    cases = [Case(f"{o}-{k}", AFCTL, {**base, o: server.bad[k]}) for o, k, _r in AFCTL_FILE_CASES]
+    cases += [Case(name, AFCTL, {**base, **args}) for name, args, _names in AFCTL_ARG_CASES]
+    cases += [
+        Case("directory-afctl", AFCTL, {**base, "afctl_path": str(server.root)}),
+        Case("hung-afctl", AFCTL, {**base, "afctl_path": server.hung, "command_timeout": 2}),
+        Case("garbled-afctl", AFCTL, {**base, "afctl_path": server.garbled}),
+        Case("flooding-afctl", AFCTL, {**base, "afctl_path": server.flood}),
+    ]
+    whitelist, CP = str(server.path("/var/db/af/whitelist")), "ansible.builtin.command"
+    original = contents / "original"
+    original.write_bytes(server.whitelist_bytes())
+    for name, content, _named in WHITELIST_LINES:
+        (contents / name).write_bytes(content)
+        copy = [{"name": f"whitelist-{name} | write", CP: {"argv": ["cp", str(contents / name), whitelist]}}]
+        restore = [{"name": f"whitelist-{name} | restore", CP: {"argv": ["cp", str(original), whitelist]}}]
+        exact = server.args(whitelist=["192.0.2.1"], whitelist_state="exact")
+        cases.append(Case(f"whitelist-{name}", AFCTL, exact, setup=copy, teardown=restore))
+    return cases + [Case("check-diff", AFCTL, base, {"check_mode": True, "diff": True})]
 
 
 # fail2ban_facts
@@ -244,25 +269,20 @@ class Fail2ban:
             "get sshd logpath": recorded("get_sshd_logpath"),
         }
 
-    def answer(self, **changes: dict) -> str:
-        """Write the client with the running server's answers, `changes` replacing some (by command)."""
+    def answer(self, name: str | None = None, **changes: dict) -> str:
+        """Write a client (the default one, or bin/NAME/fail2ban-client) with the running server's
+        answers, `changes` replacing some (by command); returns its path."""
         answers = self.running()
         answers.update({command.replace("_", " "): answer for command, answer in changes.items()})
-        return script(self.client, CLIENT.format(answers=answers, config_dir=str(self.config_dir)))
+        path = self.client_path(name) if name else self.client
+        path.parent.mkdir(exist_ok=True)
+        return script(path, CLIENT.format(answers=answers, config_dir=str(self.config_dir)))
+
+    def client_path(self, name: str) -> Path:
+        return self.root / "bin" / name / "fail2ban-client"
 
     def args(self, **extra) -> dict:
         return {"client": str(self.client), "config_dir": str(self.config_dir), **extra}
-
-
-@pytest.fixture
-def f2b(tmp_path):
-    machine = Fail2ban(tmp_path / "prefix")
-    machine.answer()
-    return machine
-
-
-def f2b_refused(f2b: Fail2ban, args: dict, *names: str) -> str:
-    return refused_without_change(FAIL2BAN, f2b.args(**args), names, [f2b.root])
 
 
 def jail_status(**replace: str) -> dict:
@@ -272,10 +292,10 @@ def jail_status(**replace: str) -> dict:
     return {"stdout": stdout.encode()}
 
 
-def test_fake_client_answers_like_fail2ban(f2b):
-    rc, result = run_module(FAIL2BAN, f2b.args())
-    assert rc == 0, result
-    facts = result["ansible_facts"]["fail2ban"]
+def test_fake_client_answers_like_fail2ban(batches):
+    outcome = batches.f2b.outcome("fake-client")
+    assert not outcome.refused, outcome.result
+    facts = outcome.result["ansible_facts"]["fail2ban"]
     assert facts["running"] is True and facts["version"] == "1.0.2"
     assert facts["jails"]["sshd"]["banned"] == ["198.51.100.200"]
 
@@ -291,32 +311,38 @@ F2B_ARG_CASES = [
 
 
 @pytest.mark.parametrize("args, names", [c[1:] for c in F2B_ARG_CASES], ids=[c[0] for c in F2B_ARG_CASES])
-def test_fail2ban_facts_refuses_bad_arguments(f2b, args, names):
-    f2b_refused(f2b, args, *names)
+def test_fail2ban_facts_refuses_bad_arguments(request, batches, args, names):
+    batches.f2b.refused(request.node.callspec.id, *names)
 
 
-@pytest.mark.parametrize("kind", ["fifo", "zero", "dir"])
-def test_fail2ban_facts_refuses_a_client_that_is_not_a_regular_file(f2b, kind):
-    path = f2b.bad[kind]
-    f2b_refused(f2b, dict(client=path), f"fail2ban-client at {path} is not an executable regular file")
+CLIENT_KINDS = ["fifo", "zero", "dir"]
 
 
-def test_fail2ban_facts_refuses_a_config_dir_that_is_a_file(f2b):
-    f2b_refused(f2b, dict(config_dir=str(f2b.client)), f"config_dir {f2b.client} is not a directory")
+@pytest.mark.parametrize("kind", CLIENT_KINDS)
+def test_fail2ban_facts_refuses_a_client_that_is_not_a_regular_file(batches, kind):
+    path = batches.fail2ban.bad[kind]
+    batches.f2b.refused(f"client-{kind}", f"fail2ban-client at {path} is not an executable regular file")
 
 
-@pytest.mark.parametrize("command", ["ping 10", "status", "get sshd logpath"])
-def test_fail2ban_facts_hung_client_fails_within_command_timeout_naming_the_call(f2b, command):
-    f2b.answer(**{command.replace(" ", "_"): {"sleep": 600}})
-    started = time.monotonic()
-    f2b_refused(f2b, dict(command_timeout=2),
-                f"{f2b.client} -c {f2b.config_dir} {command} did not finish within 2 seconds")  # fmt: skip
-    assert time.monotonic() - started < 30
+def test_fail2ban_facts_refuses_a_config_dir_that_is_a_file(batches):
+    client = batches.fail2ban.client
+    batches.f2b.refused("config-dir-file", f"config_dir {client} is not a directory")
 
 
-def test_fail2ban_facts_flooding_client_is_killed(f2b):
-    f2b.answer(status={"flood": True})
-    f2b_refused(f2b, {}, f"{f2b.client} -c {f2b.config_dir} status printed more than 33554432 bytes")
+HUNG_CALLS = ["ping 10", "status", "get sshd logpath"]
+
+
+@pytest.mark.parametrize("command", HUNG_CALLS)
+def test_fail2ban_facts_hung_client_fails_within_command_timeout_naming_the_call(batches, command):
+    client, config_dir = batches.fail2ban.client_path(f"hung-{command}"), batches.fail2ban.config_dir
+    message = f"{client} -c {config_dir} {command} did not finish within 2 seconds"
+    outcome = batches.f2b.refused(f"hung-{command}", message)
+    assert outcome.seconds < 30
+
+
+def test_fail2ban_facts_flooding_client_is_killed(batches):
+    client, config_dir = batches.fail2ban.client_path("flood"), batches.fail2ban.config_dir
+    batches.f2b.refused("flood", f"{client} -c {config_dir} status printed more than 33554432 bytes")
 
 
 F2B_OUTPUT_CASES = [
@@ -351,16 +377,37 @@ F2B_OUTPUT_CASES = [
 
 
 @pytest.mark.parametrize("answers, names", [c[1:] for c in F2B_OUTPUT_CASES], ids=[c[0] for c in F2B_OUTPUT_CASES])
-def test_fail2ban_facts_refuses_output_it_cannot_parse_naming_the_line(f2b, answers, names):
-    f2b.answer(**answers)
-    f2b_refused(f2b, {}, *names)
+def test_fail2ban_facts_refuses_output_it_cannot_parse_naming_the_line(request, batches, answers, names):
+    batches.f2b.refused(request.node.callspec.id, *names)
 
 
-@pytest.mark.parametrize("kind", ["fifo", "zero", "link", "dir"])
-def test_fail2ban_facts_refuses_a_ban_database_that_is_not_a_regular_file(f2b, kind):
-    path = f2b.bad[kind]
-    f2b.answer(get_dbfile={"stdout": b"Current database file is:\n`- %s\n" % path.encode()})
-    f2b_refused(f2b, dict(history=True), f"the ban database {path} is not a regular file")
+DBFILE_KINDS = ["fifo", "zero", "link", "dir"]
+
+
+@pytest.mark.parametrize("kind", DBFILE_KINDS)
+def test_fail2ban_facts_refuses_a_ban_database_that_is_not_a_regular_file(batches, kind):
+    path = batches.fail2ban.bad[kind]
+    batches.f2b.refused(f"dbfile-{kind}", f"the ban database {path} is not a regular file")
+
+
+def f2b_cases(f2b: Fail2ban) -> list[Case]:
+    """Every fail2ban_facts case; one that needs other answers has a client of its own."""
+    f2b.answer()
+    cases = [Case("fake-client", FAIL2BAN, f2b.args())]
+    cases += [Case(name, FAIL2BAN, f2b.args(**args)) for name, args, _names in F2B_ARG_CASES]
+    cases += [Case(f"client-{kind}", FAIL2BAN, f2b.args(client=f2b.bad[kind])) for kind in CLIENT_KINDS]
+    cases.append(Case("config-dir-file", FAIL2BAN, f2b.args(config_dir=str(f2b.client))))
+    for command in HUNG_CALLS:
+        client = f2b.answer(f"hung-{command}", **{command.replace(" ", "_"): {"sleep": 600}})
+        cases.append(Case(f"hung-{command}", FAIL2BAN, f2b.args(client=client, command_timeout=2)))
+    cases.append(Case("flood", FAIL2BAN, f2b.args(client=f2b.answer("flood", status={"flood": True}))))
+    for name, answers, _names in F2B_OUTPUT_CASES:
+        cases.append(Case(name, FAIL2BAN, f2b.args(client=f2b.answer(name, **answers))))
+    for kind in DBFILE_KINDS:
+        answer = {"stdout": b"Current database file is:\n`- %s\n" % f2b.bad[kind].encode()}
+        client = f2b.answer(f"dbfile-{kind}", get_dbfile=answer)
+        cases.append(Case(f"dbfile-{kind}", FAIL2BAN, f2b.args(client=client, history=True)))
+    return cases
 
 
 # jail_log_facts
@@ -370,35 +417,33 @@ def stamp(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f+0000")
 
 
+def log_directory(directory: Path) -> dict[str, str]:
+    """auth.log with a fresh line, next to the hostile files (returned)."""
+    bad = hostile_files(directory)
+    (directory / "auth.log").write_text(f"{stamp(time.time() - 60)}  localhost sshd[812]: Connection closed\n")
+    return bad
+
+
 @pytest.fixture
 def logs(tmp_path):
     directory = tmp_path / "logs"
-    bad = hostile_files(directory)
-    (directory / "auth.log").write_text(f"{stamp(time.time() - 60)}  localhost sshd[812]: Connection closed\n")
-    return directory, bad
+    return directory, log_directory(directory)
 
 
-def log_refused(directory: Path, args: dict, *names: str) -> str:
-    base = {"paths": [str(directory / "auth.log")], "probe": False}
-    return refused_without_change(JAIL_LOG, {**base, **args}, names, [directory])
+NOT_REGULAR = [("fifo", "not a regular file"), ("zero", "not a regular file"), ("link", "is a symbolic link"),
+               ("dir", "not a regular file")]  # fmt: skip
 
 
-@pytest.mark.parametrize("kind, reason", [("fifo", "not a regular file"), ("zero", "not a regular file"),
-                                          ("link", "is a symbolic link"), ("dir", "not a regular file")])  # fmt: skip
-def test_jail_log_facts_refuses_paths_that_are_not_regular_files(logs, kind, reason):
-    directory, bad = logs
-    log_refused(directory, {"paths": [str(directory / "auth.log"), bad[kind]]}, f"log file {bad[kind]}", reason)
+@pytest.mark.parametrize("kind, reason", NOT_REGULAR)
+def test_jail_log_facts_refuses_paths_that_are_not_regular_files(batches, kind, reason):
+    path = batches.bad_logs[kind]
+    batches.logs.refused(f"paths-{kind}", f"log file {path}", reason)
 
 
-def test_jail_log_facts_refuses_a_socket(logs):
-    directory, _bad = logs
-    path = directory / "sock"
-    holder = socket.socket(socket.AF_UNIX)
-    try:
-        holder.bind(str(path))
-        log_refused(directory, {"paths": [str(path)]}, f"log file {path} is not a regular file")
-    finally:
-        holder.close()
+def test_jail_log_facts_refuses_a_socket(batches):
+    """The socket is bound, and held, by the batch fixture while the cases run."""
+    path = batches.log_dir / "sock"
+    batches.logs.refused("socket", f"log file {path} is not a regular file")
 
 
 LOG_ARG_CASES = [
@@ -417,8 +462,8 @@ LOG_ARG_CASES = [
 
 
 @pytest.mark.parametrize("args, names", [c[1:] for c in LOG_ARG_CASES], ids=[c[0] for c in LOG_ARG_CASES])
-def test_jail_log_facts_refuses_bad_arguments(logs, args, names):
-    log_refused(logs[0], args, *names)
+def test_jail_log_facts_refuses_bad_arguments(request, batches, args, names):
+    batches.logs.refused(request.node.callspec.id, *names)
 
 
 def test_jail_log_facts_does_not_count_future_lines_as_fresh(logs):
@@ -448,6 +493,37 @@ def test_jail_log_facts_reads_bytes_that_are_not_utf8_as_text(logs):
     assert result["ansible_facts"]["jail_log"]["newest"]["line"].endswith("Invalid user \ufffd\ufffd\x00 from x")
 
 
-def test_refusals_carry_no_traceback_even_for_ansible_type_errors(logs):
-    rc, result = run_module(JAIL_LOG, {"paths": [str(logs[0] / "auth.log")], "wait": "a while"})
-    assert_refused(rc, result, "wait")
+def test_refusals_carry_no_traceback_even_for_ansible_type_errors(batches):
+    batches.logs.refused("text-wait", "wait")
+
+
+def log_cases(directory: Path, bad: dict[str, str]) -> list[Case]:
+    log = str(directory / "auth.log")
+    base = {"paths": [log], "probe": False}
+    cases = [Case(f"paths-{kind}", JAIL_LOG, {**base, "paths": [log, bad[kind]]}) for kind, _reason in NOT_REGULAR]
+    cases.append(Case("socket", JAIL_LOG, {**base, "paths": [str(directory / "sock")]}))
+    cases += [Case(name, JAIL_LOG, {**base, **args}) for name, args, _names in LOG_ARG_CASES]
+    return cases + [Case("text-wait", JAIL_LOG, {**base, "wait": "a while"})]
+
+
+@pytest.fixture(scope="module")
+def batches(server, tmp_path_factory):
+    """Every case of this file in three batches run side by side, one per module, each watching
+    its own root (afctl's Server.app root, fail2ban's prefix, the log directory)."""
+    f2b = Fail2ban(tmp_path_factory.mktemp("fail2ban") / "prefix")
+    log_dir = tmp_path_factory.mktemp("logs") / "logs"
+    bad_logs = log_directory(log_dir)
+    whitelist = str(server.path("/var/db/af/whitelist"))
+    assert server.whitelist() == [SEEDED]
+    seeded = hashlib.sha256(server.whitelist_bytes()).hexdigest()
+    with socket.socket(socket.AF_UNIX) as holder:
+        holder.bind(str(log_dir / "sock"))
+        afctl = afctl_cases(server, tmp_path_factory.mktemp("lines"))
+        runs = dict(
+            afctl=Batch(tmp_path_factory.mktemp("afctl-playbook"), afctl, watched=[server.root]),
+            f2b=Batch(tmp_path_factory.mktemp("fail2ban-playbook"), f2b_cases(f2b), watched=[f2b.root]),
+            logs=Batch(tmp_path_factory.mktemp("logs-playbook"), log_cases(log_dir, bad_logs), watched=[log_dir]),
+        )
+        wait_all(*runs.values(), timeout=1200)
+    return SimpleNamespace(**runs, server=server, whitelist=whitelist, seeded=seeded, fail2ban=f2b, log_dir=log_dir,
+                           bad_logs=bad_logs)  # fmt: skip

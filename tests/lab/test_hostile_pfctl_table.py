@@ -1,11 +1,14 @@
-"""Hostile input for pfguard.macos.pfctl_table and pf_facts, each run by real `ansible localhost`
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Hostile input for pfguard.macos.pfctl_table and pf_facts, run by real Ansible on localhost
 (through the pfctl_table action plugin) against the lab's emulated pfctl, standalone: its kernel
 state lives in a temp dir, as in test_pfctl_table_module.py.
 
 Every case must be refused with an error naming the bad value, with no traceback, and must leave the
 temp dir (the emulated kernel's state, the persist file, the hostile files and what links point to)
-exactly as it was, and /dev/null a character device. A FIFO would block a module that opened it,
-so every test has a timeout and a hang fails fast."""
+exactly as it was, and /dev/null a character device. The cases run in batches (hostile.Batch: one
+ansible-playbook run each, a snapshot after every case), one per controller environment, the big one
+split to run side by side; a FIFO would block a module that opened it, so every case has a task
+timeout and a hang fails fast."""
 
 from __future__ import annotations
 
@@ -18,11 +21,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from hostile import assert_refused, snapshot
+from hostile import Batch, Case, snapshot, wait_all
 from pfguard_lab.adhoc import run_module as adhoc_run_module
 from pfguard_lab.commands import write_wrapper
 
-pytestmark = pytest.mark.timeout(90)
+# The batch runs in a fixture, bounded by its own timeouts (hostile.TASK_TIMEOUT per case).
+pytestmark = pytest.mark.timeout(90, func_only=True)
 
 TABLE = "pfguard.macos.pfctl_table"
 FACTS = "pfguard.macos.pf_facts"
@@ -37,11 +41,8 @@ def run_module(module: str, args: dict, *extra: str, env: dict | None = None) ->
     return rc, ({**result, "failed": True} if rc == HOST_FAILED else result)
 
 
-@pytest.fixture
-def lab(tmp_path, monkeypatch):
+def make_lab(tmp_path: Path) -> SimpleNamespace:
     """An emulated pfctl whose table `t` holds SEEDED, its persist file, and hostile files around it."""
-    for name in ("SSH_CONNECTION", "SSH_CLIENT"):
-        monkeypatch.delenv(name, raising=False)
     root = tmp_path / "root"
     root.mkdir()
     pfctl = write_wrapper(root / "pfctl", "pfguard_lab.pf.pfctl", {"PFGUARD_LAB_PF_STATE": str(root / "pf")})
@@ -63,20 +64,11 @@ def lab(tmp_path, monkeypatch):
     return SimpleNamespace(root=root, pfctl=str(pfctl), persist=str(persist), tmp=tmp_path)
 
 
-def devnull() -> tuple[int, int]:
-    info = os.stat("/dev/null")
-    assert stat.S_ISCHR(info.st_mode), "/dev/null is no longer a character device"
-    return info.st_mode, info.st_rdev
-
-
-def refused(lab, module: str, args: dict, names: tuple[str, ...], env: dict | None = None) -> str:
-    """Run `module`; it must fail naming `names` (no traceback) and change nothing in the temp dir
-    nor /dev/null."""
-    before = snapshot(lab.tmp), devnull()
-    rc, result = run_module(module, args, env=env)
-    message = assert_refused(rc, result, *names)
-    assert (snapshot(lab.tmp), devnull()) == before, f"state changed by {args!r}"
-    return message
+@pytest.fixture
+def lab(tmp_path, monkeypatch):
+    for name in ("SSH_CONNECTION", "SSH_CLIENT"):
+        monkeypatch.delenv(name, raising=False)
+    return make_lab(tmp_path)
 
 
 def ban(lab, **args) -> dict:
@@ -232,39 +224,76 @@ FACTS_CASES = [
 def cases():
     for group in (PERSIST_CASES, ANCHOR_CASES, TABLE_NAME_CASES, ADDRESS_CASES, TYPE_CASES):
         for name, args, names in group:
-            yield pytest.param(TABLE, args, names, None, id=name)
+            yield pytest.param(name, TABLE, args, names, None, id=name)
     for name, args, names, env in CONTROLLER_CASES:
-        yield pytest.param(TABLE, args, names, env, id=name)
+        yield pytest.param(name, TABLE, args, names, env, id=name)
     for name, args, names in FACTS_CASES:
-        yield pytest.param(FACTS, args, names, None, id=name)
+        yield pytest.param(name, FACTS, args, names, None, id=name)
 
 
 ALL_CASES = list(cases())
+CHECK = " --check"  # id suffix of a case's check-mode run
+MISSING_DIR = "missing-persist-directory"  # refused, but not in check mode (its own test below)
+MISSING = (MISSING_DIR, TABLE, lambda L: ban(L, persist_file=at(L, "nope/x.txt")), (), None)
+SHARDS = min(4, len(os.sched_getaffinity(0)))  # a big batch is split into this many, run side by side
+
+
+def case_tasks(lab, name: str, module: str, args) -> list[Case]:
+    """A case run as is, then in check mode (which must be refused the same way)."""
+    return [Case(name, module, args(lab)), Case(name + CHECK, module, args(lab), {"check_mode": True})]
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    """Every case, in a batch per controller environment (on a local connection the action plugin
+    reads the controller's own SSH_CONNECTION, so it cannot be set per task), a big batch split in
+    up to SHARDS; each batch has a lab of its own. Returns {case id: (lab, batch)}."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SSH_CONNECTION", "SSH_CLIENT")}
+    groups: dict[str, list] = {}
+    for name, module, args, _names, extra in [*(param.values for param in ALL_CASES), MISSING]:
+        groups.setdefault(json.dumps(extra or {}, sort_keys=True), []).append((name, module, args))
+    runs = {}
+    for extra, members in groups.items():
+        count = max(1, min(SHARDS, len(members) // 16))
+        for part in (members[start::count] for start in range(count)):
+            tmp = tmp_path_factory.mktemp("hostile")
+            lab = make_lab(tmp)
+            cases = [case for name, module, args in part for case in case_tasks(lab, name, module, args)]
+            run = Batch(tmp_path_factory.mktemp("playbook"), cases, watched=[tmp, "/dev/null"],
+                        env={**env, **json.loads(extra)})  # fmt: skip
+            runs.update({case.id: (lab, run) for case in cases})
+    wait_all(*{id(run): run for _lab, run in runs.values()}.values(), timeout=1200)
+    return runs
+
+
+def refused(batch, name: str, *names: str) -> str:
+    """The case failed naming `names` (no traceback) and changed nothing in its temp dir nor /dev/null."""
+    _lab, run = batch[name]
+    outcome = run.refused(name, *names)
+    assert outcome.after["/dev/null"][0] == stat.S_IFCHR, "/dev/null is no longer a character device"
+    return outcome.result["msg"]
 
 
 def test_at_least_sixty_hostile_cases():
     assert len(ALL_CASES) >= 60, len(ALL_CASES)
 
 
-@pytest.mark.parametrize("module, args, names, env", ALL_CASES)
-def test_hostile_input_is_refused_by_name_and_changes_nothing(lab, module, args, names, env):
-    refused(lab, module, args(lab), tuple(n(lab) if callable(n) else n for n in names), env=env)
+@pytest.mark.parametrize("name, module, args, names, env", ALL_CASES)
+def test_hostile_input_is_refused_by_name_and_changes_nothing(batch, name, module, args, names, env):
+    lab, _run = batch[name]
+    refused(batch, name, *(n(lab) if callable(n) else n for n in names))
     # check mode is refused the same way
-    before = snapshot(lab.tmp)
-    rc, result = run_module(module, args(lab), "--check", env=env)
-    assert_refused(rc, result)
-    assert snapshot(lab.tmp) == before
+    refused(batch, name + CHECK)
 
 
-def test_a_missing_persist_directory_is_refused_but_not_in_check_mode(lab):
+def test_a_missing_persist_directory_is_refused_but_not_in_check_mode(batch):
     """A play creates the directory before this task (the roles do), which check mode does not: there a
     missing directory means no file to read, not a refusal. Nothing is written either way."""
-    missing = at(lab, "nope/x.txt")
-    refused(lab, TABLE, ban(lab, persist_file=missing), ("does not exist",))
-    before = snapshot(lab.tmp)
-    rc, result = run_module(TABLE, ban(lab, persist_file=missing), "--check")
-    assert rc == 0 and result["changed"] is True, result
-    assert snapshot(lab.tmp) == before
+    refused(batch, MISSING_DIR, "does not exist")
+    _lab, run = batch[MISSING_DIR + CHECK]
+    outcome = run.outcome(MISSING_DIR + CHECK)
+    assert not outcome.refused and outcome.result["changed"] is True, outcome.result
+    run.unchanged(outcome, MISSING_DIR + CHECK)
 
 
 def test_the_seeded_state_is_what_a_good_run_would_change(lab):

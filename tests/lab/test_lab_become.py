@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Lab Macs are managed as real Macs are: nobody logs in as root; Ansible logs in as the admin user
 with the lab's key and becomes root with sudo, under macOS's stock sudoers (the admin's password,
 env_reset, so SSH_CONNECTION is gone under become)."""
@@ -10,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from lab_fixtures import REPO
 from pfguard_lab import cli, fleet, host
 
 pytest_plugins = ["lab_fixtures"]
@@ -185,26 +185,41 @@ def test_ansible_become_user_admin(lab):
     assert (env["USER"], env["HOME"]) == ("admin", "/Users/admin")
 
 
-def test_a_become_false_task_reads_ssh_connection_as_the_login_user(lab, tmp_path):
-    """playbooks/tasks/controller_address.yml under the lab's inventory (`ansible_become: true`, as
-    inventory/example): the inventory variable overrides a bare `become: false` keyword, so the task
-    sets `ansible_become: false` as a task variable too."""
+def test_a_become_false_task_needs_the_task_variable_and_the_guard_sees_the_controller(lab, tmp_path):
+    """Under the lab's inventory (`ansible_become: true`, as inventory/example) the inventory variable
+    overrides a bare `become: false` keyword: a task that must run as the login user (the plays' result
+    file on the controller) also sets `ansible_become: false` as a task variable. pfctl_table's action
+    plugin reads SSH_CONNECTION as the login user, so even under sudo the module knows the controller,
+    which sync.yml takes from it."""
     play = tmp_path / "play.yml"
-    play.write_text(f"""\
+    play.write_text("""\
 - hosts: mac1
   gather_facts: false
   tasks:
-    - ansible.builtin.import_tasks: {REPO}/playbooks/tasks/controller_address.yml
     - name: The keyword alone
       ansible.builtin.command: id -un
       become: false
       register: keyword_only
+    - name: The keyword and the task variable
+      ansible.builtin.command: id -un
+      become: false
+      vars:
+        ansible_become: false
+      register: with_variable
+    - name: The controller as pfctl_table sees it under sudo
+      pfguard.macos.pfctl_table:
+        anchor: pfguard
+        table: pfguard_blocklist
+        addresses: []
+        kill_states: false
+      check_mode: true
+      register: guard
     - ansible.builtin.assert:
         that:
-          - pfguard_controller_address == "{CONTROLLER}"
-          - pfguard_protected == ["198.51.100.0/25", "{CONTROLLER}"]
           - keyword_only.stdout == "root"
-""")
+          - with_variable.stdout == "admin"
+          - guard.controller_address == ["%s"]
+""" % CONTROLLER)
     run = lab.playbook(play)
     assert run.returncode == 0, str(run)
     assert run.recap["mac1"]["failed"] == 0 and "All assertions passed" in run.stdout, str(run)

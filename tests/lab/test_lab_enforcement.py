@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """PF in the lab drops real traffic only when every link of the chain holds, as on a Mac.
 
 Each test works on one Mac and puts PF back to its boot state afterwards (stock ruleset, PF

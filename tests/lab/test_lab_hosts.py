@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Lab Macs: exec passthrough, PID 1, provisioning, per-host disks, reboot and os-update."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """pfguard-lab up/status/down, the inventory, leftovers after down, and the capability check."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Traffic in the lab: Ansible over ssh, probe, attack and hold from the attacker/trusted clients."""
 
 from __future__ import annotations

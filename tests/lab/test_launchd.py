@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The emulated launchd and launchctl, run as real processes in a temp root
 (docs/reference/macos.md#launchctl-verbs)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """pfctl command line: getopt, usage, streams, order of operations, exit codes (docs/reference/pfctl.md)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """PF enforcement through nftables and states through conntrack, proven with real TCP between two
 network namespaces (docs/lab-design.md: PFGUARD_LAB_PF_ENFORCE=nftables, PFGUARD_LAB_PF_STATES=conntrack).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """pfctl -f (pf.conf loading), -s rules/nat/Anchors and -F for rules (docs/reference/pfctl.md)."""
 
 from __future__ import annotations

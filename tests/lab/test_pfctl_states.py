@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """pfctl -s states, -k, -K and -F states with the json states backend (docs/reference/pfctl.md#state-listing)."""
 
 from __future__ import annotations

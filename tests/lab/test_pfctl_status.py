@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """pfctl -e/-d/-E/-X, -s References and -s info (docs/reference/pfctl.md)."""
 
 from __future__ import annotations

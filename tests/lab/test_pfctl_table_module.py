@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """pfguard.macos.pfctl_table run by real `ansible` against the lab's pfctl emulation, standalone."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """pfctl -t TABLE -T COMMAND: counters, kernel errors, address input and show formats (docs/reference/pfctl.md)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The emulated plutil, run through its wrapper script (docs/reference/macos.md#plutil)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """pfguard.macos.adaptive_firewall on the lab: mac3 has Server.app's afctl, mac1 has none and is skipped
 with a message. Check mode, whitelist, idempotence, unblock, absent (docs/reference/macos.md#adaptive-firewall).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Role pfguard.macos.fail2ban on the lab's mac1 (macOS 14, /opt/homebrew) and mac2 (macOS 15, /usr/local).
 
 Run under the lab lock: `flock /tmp/pfguard-lab.lock .venv/bin/pytest -q tests/lab/test_role_fail2ban.py`.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The emulated sw_vers against a temp root's SystemVersion.plist."""
 
 from __future__ import annotations

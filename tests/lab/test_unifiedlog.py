@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """logd (/dev/log collector) and /usr/bin/log against docs/reference/macos.md#unified-log."""
 
 from __future__ import annotations

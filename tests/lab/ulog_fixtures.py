@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Helpers for the unified-log, brew and afctl tests: temp roots, a running logd, `log stream`."""
 
 from __future__ import annotations

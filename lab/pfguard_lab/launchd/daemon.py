@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Emulated launchd: the lab host's PID 1 (also runs as an ordinary process for tests).
 
 Boots every *.plist in <root>/System/Library/LaunchDaemons then <root>/Library/LaunchDaemons,

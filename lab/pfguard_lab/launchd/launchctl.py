@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Emulated /bin/launchctl: the system domain's verbs and the legacy ones community.general.launchd uses.
 
 Messages, streams and exit codes follow docs/reference/macos.md#launchctl-exit-codes. It talks to the

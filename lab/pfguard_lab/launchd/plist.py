@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Shared launchd helpers: the lab root, job plists, the disabled store, launchd error numbers, users."""
 
 from __future__ import annotations

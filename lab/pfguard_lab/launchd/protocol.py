@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """launchctl <-> launchd: one JSON object per line over the unix socket <root>/var/run/pfguard-lab/launchd.sock.
 
 Request: {"op": "...", ...}. Reply: {"error": 0 | launchd error number | "unsupported", ...}.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Addresses the way pfctl reads and prints them (pfctl_parser.c host(), inet_ntop, radix order).
 
 Table entries are handled as canonical text keys ("10.0.0.0/8", "2001:db8::/32", host prefix

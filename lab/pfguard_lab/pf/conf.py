@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """pf.conf parsing the way Apple's pfctl (OpenBSD 4.1 parse.y) does it, for the subset the lab models.
 
 The lexer is a transcription of parse.y's lgetc/yylex (blank compression, backslash continuation,

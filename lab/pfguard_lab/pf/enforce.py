@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Mirror what PF would block into nftables (PFGUARD_LAB_PF_ENFORCE=nftables).
 
 The whole `inet pfguard_lab` table is regenerated in one `nft -f -` transaction in the current network

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The emulated PF "kernel": state.json under an exclusive flock, tables, anchors, enable references.
 
 State lives in `$PFGUARD_LAB_PF_STATE` (default /var/run/pfguard-lab/pf): `state.json`, rewritten

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The emulated /sbin/pfctl (macOS): option parsing, order of operations, messages and exit codes.
 
 Follows docs/reference/pfctl.md (sections cited inline). Kernel state: pfguard_lab.pf.kernel.

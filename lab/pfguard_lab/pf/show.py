@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Output formats of pfctl's show functions (pfctl.c, pfctl_parser.c print_status, pfctl_table.c)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """PF states: listing (`pfctl -s states`), killing (`pfctl -k`) and flushing, over two backends.
 
 `PFGUARD_LAB_PF_STATES=json` (default): states are dicts in state.json's `states` list:

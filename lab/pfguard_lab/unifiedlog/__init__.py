@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The unified log: `logd` (the host's /dev/log collector) and `/usr/bin/log`."""
 
 from __future__ import annotations

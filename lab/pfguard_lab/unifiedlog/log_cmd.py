@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """`/usr/bin/log`: `log stream` and `log show` over the records logd stores (docs/reference/macos.md#unified-log).
 
 stream follows the store from its current end (new messages only), show prints stored ones.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The host's unified-log collector: syslog datagrams on /dev/log -> JSON lines (design doc "Unified log").
 
 Runs as the launchd job com.apple.logd. Each datagram becomes one record in

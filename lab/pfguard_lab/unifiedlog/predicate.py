@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The NSPredicate subset that `log --predicate` accepts, evaluated against the lab's log records.
 
 Supported: comparisons `== = != <> < <= > >= CONTAINS BEGINSWITH ENDSWITH LIKE MATCHES IN BETWEEN`

@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright: (c) 2026, pfguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -65,6 +66,7 @@ INVALID = [
 
 def test_is_exposed_as_filters():
     assert FilterModule().filters() == {
+        "pf_address_list": pf_addresses.pf_address_list,
         "pf_invalid": pf_invalid,
         "pf_normalize": pf_normalize,
         "pf_overlapping": pf_overlapping,
@@ -307,3 +309,27 @@ def test_wide(values, wide):
 def test_wide_refuses_what_is_not_a_list_of_addresses(values, message):
     with pytest.raises(AnsibleFilterError, match=re.escape(message)):
         pf_wide(values)
+
+
+# pf_address_list: what an AWX survey field or a CI variable gives, besides a YAML list.
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("203.0.113.7", ["203.0.113.7"]),
+        ("203.0.113.7, 2001:db8::/64", ["203.0.113.7", "2001:db8::/64"]),
+        ("203.0.113.7\n198.51.100.0/26\r\n", ["203.0.113.7", "198.51.100.0/26"]),
+        ("  203.0.113.7 ,, 203.0.113.8\t", ["203.0.113.7", "203.0.113.8"]),
+        ("", []),
+        (" \n ", []),
+        (["203.0.113.7", "not an address"], ["203.0.113.7", "not an address"]),
+        (("203.0.113.7",), ["203.0.113.7"]),
+    ],
+)
+def test_pf_address_list_takes_lists_and_separated_strings(value, expected):
+    assert pf_addresses.pf_address_list(value) == expected
+
+
+@pytest.mark.parametrize("value", [None, 7, 7.5, True, {"203.0.113.7": 1}])
+def test_pf_address_list_refuses_what_is_neither_a_list_nor_a_string(value):
+    with pytest.raises(AnsibleFilterError, match="pf_address_list: expected a list of addresses or a string"):
+        pf_addresses.pf_address_list(value)

@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright: (c) 2026, pfguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -202,3 +203,27 @@ def test_a_fact_that_is_not_a_dictionary_is_named():
 
 def test_filter_is_exposed_by_name():
     assert FilterModule().filters()["protection_verdict"] is protection_verdict
+
+
+def test_protection_status_of_a_protected_mac():
+    assert FilterModule().filters()["protection_status"](copy.deepcopy(PROTECTED_FACTS)) == {
+        "protected": True, "link": "protected", "verdict": "protected", "broken": [],
+    }
+
+
+def test_protection_status_names_every_broken_link_in_chain_order():
+    facts = copy.deepcopy(PROTECTED_FACTS)
+    facts["pf"]["enabled"] = False
+    facts["fail2ban"]["running"] = False
+    facts["launchd"]["disabled"] = ["org.pfguard.pf"]
+    status = FilterModule().filters()["protection_status"](facts)
+    assert status["protected"] is False
+    assert status["link"] == "pf_disabled" and status["verdict"] == "PF is disabled"
+    names = [item["link"] for item in status["broken"]]
+    assert names == ["pf_disabled", "fail2ban_not_running", "launchd_job_disabled"]
+    assert status["broken"][2]["message"] == "launchd job org.pfguard.pf is disabled: it will not start after a reboot"
+
+
+def test_protection_status_refuses_what_the_verdict_refuses():
+    with pytest.raises(AnsibleFilterError, match="expected a dictionary of facts"):
+        FilterModule().filters()["protection_status"]("pf is fine")

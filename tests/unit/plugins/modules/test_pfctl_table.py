@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright: (c) 2026, pfguard developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -353,6 +354,26 @@ def test_absent_removes_only_listed_present_entries(monkeypatch, pfctl_bin):
     assert result["removed"] == ["10.0.0.2"]
     assert result["entries"] == 1
     assert fake.table == ["10.0.0.1"]
+
+
+def test_absent_match_inside_removes_every_entry_inside_the_listed_networks(monkeypatch, pfctl_bin):
+    fake = FakePfctl(table=["198.51.100.7", "198.51.100.64/26", "!198.51.100.9", "198.51.0.0/16", "203.0.113.7",
+                            "2001:db8::1", "2001:db8:1::/48"])
+    args = dict(table="t", addresses=["198.51.100.0/24", "2001:db8::/64", "203.0.113.8"], state="absent",
+                match="inside", pfctl_path=pfctl_bin)
+    result = run(monkeypatch, fake, args)
+    # A wider network (/16) holding the listed one is not inside it; nor is a neighbour. The negated entry
+    # stays: removing it would block 198.51.100.9 again through 198.51.0.0/16.
+    assert sorted(result["removed"]) == ["198.51.100.64/26", "198.51.100.7", "2001:db8::1"]
+    assert fake.table == ["!198.51.100.9", "198.51.0.0/16", "203.0.113.7", "2001:db8:1::/48"]
+    assert run(monkeypatch, fake, args)["changed"] is False
+
+
+def test_match_inside_goes_only_with_absent(monkeypatch, pfctl_bin):
+    fake = FakePfctl(table=["10.0.0.1"])
+    result = run(monkeypatch, fake, dict(table="t", addresses=["10.0.0.0/8"], match="inside", pfctl_path=pfctl_bin))
+    assert result["failed"] and "match=inside only goes with state=absent" in result["msg"]
+    assert fake.calls == []
 
 
 def test_absent_on_missing_table_is_a_no_op(monkeypatch, pfctl_bin):
