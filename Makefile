@@ -24,12 +24,13 @@ BUILD_DIR := build
 COLLECTION_TARBALL = $(BUILD_DIR)/pfguard-macos-$(shell sed -n 's/^version: *//p' galaxy.yml).tar.gz
 
 .PHONY: help deps venv venv-current test test-static test-lab sanity sanity-floor sanity-current units units-floor units-current lint \
-	collection packaging-tests cli-tests lab-tests fleet-tests molecule demo bench clean collection-copy
+	collection packaging-tests cli-tests emulator-tests test-fast lab-tests fleet-tests fleet-extended molecule demo bench clean collection-copy
 
 help:
 	@echo "make demo   - bring up a lab of emulated Macs, run pfguard on it, tear it down"
 	@echo "make test   - install dependencies, run lint, unit, sanity (ansible-core 2.19 and 2.21), packaging,"
 	@echo "              emulator and lab tests and Molecule"
+	@echo "make test-fast - lint, units and sanity (2.19), the pfguard command and the emulator tests; no lab"
 	@echo "make collection - build the Galaxy artifact into build/"
 	@echo "make bench  - pfctl_table benchmark (writes nothing; copy figures into docs/benchmarks.md)"
 
@@ -107,14 +108,25 @@ packaging-tests: venv
 cli-tests: venv
 	$(BIN)/pytest -q -p no:cacheprovider cli/tests
 
-# Emulator conformance tests, the module against the emulated pfctl, and the lab end to end.
+# tests/lab without the running lab (marker `lab`, tests/lab/conftest.py): the emulators against
+# docs/reference/, the modules and filters run by real ansible against the emulated commands, PF
+# enforcement between two namespaces of their own. Safe beside a running lab.
+emulator-tests: venv
+	$(BIN)/pytest -q -p no:cacheprovider --durations=10 -m "not lab" tests/lab
+
+# tests/lab on the running lab: the roles and the lab end to end.
 lab-tests: venv
-	$(BIN)/pytest -q -p no:cacheprovider tests/lab
+	$(BIN)/pytest -q -p no:cacheprovider --durations=15 -m lab tests/lab
 
 # Protection end to end, the fleet plays and the doctor, on a fresh lab after playbooks/site.yml
 # (a pytest session of its own, so nothing from tests/lab carries over).
 fleet-tests: venv
-	$(BIN)/pytest -q -p no:cacheprovider tests/fleet
+	$(BIN)/pytest -q -p no:cacheprovider --durations=25 -m "not extended" tests/fleet
+
+# The fleet tests kept out of `make test` for CI's time budget (marker `extended`): the `pfguard`
+# command on the lab, site.yml enabling disabled launchd jobs, the preflight with sshd booted out.
+fleet-extended: venv
+	$(BIN)/pytest -q -p no:cacheprovider --durations=25 -m extended tests/fleet
 
 # Molecule on the lab fleet with the current ansible-core (create/destroy bring a lab up and down):
 # default converges playbooks/site.yml, checks idempotence and verifies every link of the chain.
@@ -127,14 +139,19 @@ molecule: venv-current
 # Two lanes at once, each in order: the checks that need no lab (CPU-bound) beside the lab suites
 # (mostly waiting on SSH, sshd and launchd), so the whole run fits CI's budget. Either lane failing
 # fails `make test`, after both have finished.
-test: venv venv-current
+# .venv-current is built in the first lane; the lab lane needs it only for Molecule, at its end.
+test: venv
 	$(MAKE) --no-print-directory -j2 test-static test-lab
 
 test-static:
-	$(MAKE) --no-print-directory -j1 lint units sanity packaging-tests cli-tests
+	$(MAKE) --no-print-directory -j1 venv-current lint units sanity packaging-tests cli-tests emulator-tests
 
 test-lab:
 	$(MAKE) --no-print-directory -j1 lab-tests fleet-tests molecule
+
+# No lab, one ansible-core: what a change can be checked with in a couple of minutes.
+test-fast: venv
+	$(MAKE) --no-print-directory -j1 lint units-floor sanity-floor cli-tests emulator-tests
 
 bench: venv
 	$(BIN)/python bench/bench_pfctl_table.py

@@ -44,7 +44,6 @@ def check_path_text(path, what="path"):
         raise UnsafePath("%s %r is not an absolute path" % (what, path))
 
 
-
 def command_path_problem(path, option, command):
     """Reason an external command's path option is unusable, or None: an absolute path without control
     characters naming an executable regular file."""
@@ -59,6 +58,7 @@ def command_path_problem(path, option, command):
     if not (stat.S_ISREG(mode) and os.access(path, os.X_OK)):
         return "%s not found or not executable at %s" % (command, path)
     return None
+
 
 def _kind(mode):
     for test, name in (

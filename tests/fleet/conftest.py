@@ -5,3 +5,10 @@
 import pytest
 
 pytest.register_assert_rewrite("lab_fixtures", "fleet_fixtures")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "extended: a fleet test kept out of `make test` (CI's time budget); `make fleet-extended` runs them",
+    )

@@ -5,3 +5,15 @@ loads it, which would otherwise leave its asserts without pytest's messages."""
 import pytest
 
 pytest.register_assert_rewrite("lab_fixtures")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "lab: needs the running lab of emulated Macs (the session fixture `lab`)")
+
+
+def pytest_collection_modifyitems(items):
+    """Mark every test that uses the running lab, directly or through another fixture, so that the
+    emulator conformance tests can run apart from it: `-m "not lab"` (no namespaces, no sshd)."""
+    for item in items:
+        if "lab" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.lab)
