@@ -11,6 +11,7 @@ modules can run alone or in any order.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -93,6 +94,30 @@ class Fleet:
             unbanned = self.fail2ban_client(host, "unban", "--all")
             assert unbanned.returncode == 0, unbanned.stderr
             wait_for(lambda host=host: not self.f2b_banned(host), 20, what=f"f2b-sshd on {host} to empty")
+
+
+@contextlib.contextmanager
+def breaking(fleet):
+    """break_(host, script, restore, input_text=None): run `script` on the host as root now (with
+    `input_text` on stdin), `restore` when the block ends (last broken, first restored), even when the
+    test fails; a restore that fails fails the test. `break_.hosts` lists the hosts broken so far."""
+    restores = []
+
+    def break_(host: str, script: str, restore: str, input_text: str | None = None):
+        restores.append((host, restore))
+        result = fleet.lab.exec(host, "/bin/sh", "-c", script, input_text=input_text)
+        assert result.returncode == 0, f"{host}: {script!r} -> {result.returncode}\n{result.stderr}"
+
+    break_.hosts = lambda: list(dict(restores))
+    try:
+        yield break_
+    finally:
+        failures = []
+        for host, restore in reversed(restores):
+            result = fleet.lab.exec(host, "/bin/sh", "-c", restore)
+            if result.returncode:
+                failures.append(f"{host}: {restore!r} -> {result.returncode}: {result.stderr}")
+        assert not failures, "\n".join(failures)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pfguard_lab
 import pytest
-from fleet_fixtures import BREW_PREFIX, MACS
+from fleet_fixtures import BREW_PREFIX, MACS, breaking
 from lab_fixtures import wait_for
 
 pytest_plugins = ["lab_fixtures", "fleet_fixtures"]
@@ -60,25 +60,12 @@ def whole(fleet, host: str) -> str:
 
 @pytest.fixture
 def breaker(fleet):
-    """break_(host, script, restore_script, input_text): run `script` on the host now (with `input_text`
-    on stdin), `restore_script` at teardown (last broken, first restored), then wait until each host is
-    whole again."""
-    restores = []
-
-    def break_(host: str, script: str, restore: str, input_text: str | None = None):
-        restores.append((host, restore))
-        result = fleet.lab.exec(host, "/bin/sh", "-c", script, input_text=input_text)
-        assert result.returncode == 0, f"{host}: {script!r} -> {result.returncode}\n{result.stderr}"
-
-    yield break_
-    failures = []
-    for host, restore in reversed(restores):
-        result = fleet.lab.exec(host, "/bin/sh", "-c", restore)
-        if result.returncode:
-            failures.append(f"{host}: {restore!r} -> {result.returncode}: {result.stderr}")
-    for host in dict(restores):
+    """break_(host, script, restore_script, input_text): fleet_fixtures.breaking, then wait until each
+    broken host is whole again."""
+    with breaking(fleet) as break_:
+        yield break_
+    for host in break_.hosts():
         wait_for_whole(fleet, host)
-    assert not failures, "\n".join(failures)
 
 
 def wait_for_whole(fleet, host: str):

@@ -91,6 +91,13 @@ def test_ban_doctor_report_and_unban_work_from_the_installed_collection(user, fl
         assert verdicts["skipped"] == [LINUX] and verdicts["failed"] == [], verdicts
         assert f"{LINUX} | not a Mac (skipped)" in doctor.stdout, str(doctor)
 
+        # No fail2ban bans on the fleet: sync has nothing to add and nothing to take out.
+        synced = user.play("pfguard.macos.sync")
+        assert synced.returncode == 0, str(synced)
+        result = json.loads((user.result_dir / "sync.json").read_text())
+        assert sorted(result["hosts"]) == sorted(MACS) and result["totals"]["added"] == 0, result
+        assert synced.changed() == dict.fromkeys([*MACS, LINUX], 0), str(synced)
+
         report = user.play("pfguard.macos.report")
         assert report.returncode == 0, str(report)
         # Written under the directory the play ran in (pfguard_report_path is relative), nowhere else.

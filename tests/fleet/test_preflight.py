@@ -16,7 +16,7 @@ import shlex
 import subprocess
 
 import pytest
-from fleet_fixtures import BREW_PREFIX, MACS, TRUSTED
+from fleet_fixtures import BREW_PREFIX, MACS, breaking
 from lab_fixtures import wait_for
 from pfguard_lab import sw_vers
 
@@ -105,22 +105,9 @@ def assert_failed_only(run, broken: set[str]):
 
 @pytest.fixture
 def breaker(fleet):
-    """break_(host, script, restore): run `script` on the host as root now (input_text on stdin),
-    `restore` at teardown (last broken, first restored), even when the test fails."""
-    restores = []
-
-    def break_(host: str, script: str, restore: str, input_text: str | None = None):
-        restores.append((host, restore))
-        result = fleet.lab.exec(host, "/bin/sh", "-c", script, input_text=input_text)
-        assert result.returncode == 0, f"{host}: {script!r} -> {result.returncode}\n{result.stderr}"
-
-    yield break_
-    failures = []
-    for host, restore in reversed(restores):
-        result = fleet.lab.exec(host, "/bin/sh", "-c", restore)
-        if result.returncode:
-            failures.append(f"{host}: {restore!r} -> {result.returncode}: {result.stderr}")
-    assert not failures, "\n".join(failures)
+    """fleet_fixtures.breaking: break now, restore at teardown, even when the test fails."""
+    with breaking(fleet) as break_:
+        yield break_
 
 
 def stand_in(path: str, body: str) -> tuple[str, str]:
@@ -400,7 +387,7 @@ def test_sshd_not_loaded_is_named_then_the_mac_is_unreachable(fleet, play, break
         f"/bin/launchctl bootout system/{SSHD}",
         f"/bin/launchctl print system/{SSHD} >/dev/null 2>&1 || /bin/launchctl bootstrap system {SSHD_PLIST}",
     )
-    wait_for(lambda: not fleet.probe("mac1", TRUSTED), 30, what="mac1's sshd to stop answering")
+    wait_for(lambda: not fleet.probe("mac1", "trusted"), 30, what="mac1's sshd to stop answering")
     try:
         # Over the connection still open: the preflight sees sshd gone from launchd.
         run, lines = run_preflight(fleet, play, "--limit", "mac1", ansible_control_path=held_connection)
@@ -424,7 +411,7 @@ def test_sshd_not_loaded_is_named_then_the_mac_is_unreachable(fleet, play, break
         fleet.lab.exec("mac1", "/bin/sh", "-c",
                        f"/bin/launchctl print system/{SSHD} >/dev/null 2>&1 || "
                        f"/bin/launchctl bootstrap system {SSHD_PLIST}")  # fmt: skip
-        wait_for(lambda: fleet.probe("mac1", TRUSTED), 30, what="mac1's sshd to answer again",
+        wait_for(lambda: fleet.probe("mac1", "trusted"), 30, what="mac1's sshd to answer again",
                  detail=lambda: sshd_state(fleet, "mac1"))  # fmt: skip
 
 

@@ -9,14 +9,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import inspect
-import os
-
 import pytest
-import yaml
 from ansible.errors import AnsibleFilterError
 from ansible_collections.pfguard.macos.plugins.filter import fleet_result as plugin
 from ansible_collections.pfguard.macos.plugins.filter.fleet_result import FilterModule, fleet_result, fleet_summary
+from ansible_collections.pfguard.macos.tests.unit.plugins.filter.sidecar import sidecar_documentation
 
 BAN = {
     "mac1": {"added": ["203.0.113.7"], "states_killed": 2, "entries": 3},
@@ -101,11 +98,4 @@ def test_summary_refuses_what_fleet_result_does_not_return(value):
 
 @pytest.mark.parametrize("name", sorted(FilterModule().filters()))
 def test_each_filter_has_documentation_matching_its_signature(name):
-    path = os.path.join(os.path.dirname(plugin.__file__), name + ".yml")
-    with open(path) as stream:
-        doc = yaml.safe_load(stream)
-    assert doc["DOCUMENTATION"]["name"] == name
-    assert "pfguard.macos.%s" % name in doc["EXAMPLES"]
-    parameters = list(inspect.signature(FilterModule().filters()[name]).parameters)
-    assert sorted(doc["DOCUMENTATION"]["options"]) == sorted(["_input"] + parameters[1:])
-    assert doc["DOCUMENTATION"].get("positional", "") == ", ".join(parameters[1:])
+    sidecar_documentation(plugin, FilterModule().filters(), name)

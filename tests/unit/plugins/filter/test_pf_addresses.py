@@ -10,12 +10,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import inspect
-import os
 import re
 
 import pytest
-import yaml
 from ansible.errors import AnsibleFilterError
 from ansible_collections.pfguard.macos.plugins.filter import pf_addresses
 from ansible_collections.pfguard.macos.plugins.filter.pf_addresses import (
@@ -27,6 +24,7 @@ from ansible_collections.pfguard.macos.plugins.filter.pf_addresses import (
     pf_wide,
 )
 from ansible_collections.pfguard.macos.plugins.module_utils.pfctl import parse_entry
+from ansible_collections.pfguard.macos.tests.unit.plugins.filter.sidecar import sidecar_documentation
 
 # The lab: the controller on the bridge, inside the trusted network; the attacker outside it.
 TRUSTED = ["198.51.100.0/25"]
@@ -77,18 +75,9 @@ def test_is_exposed_as_filters():
 
 @pytest.mark.parametrize("name", sorted(FilterModule().filters()))
 def test_each_filter_has_documentation_matching_its_signature(name):
-    """ansible-doc reads a filter's documentation from <name>.yml next to the file that implements it."""
-    path = os.path.join(os.path.dirname(pf_addresses.__file__), name + ".yml")
-    with open(path) as stream:
-        doc = yaml.safe_load(stream)
-    assert doc["DOCUMENTATION"]["name"] == name
-    assert "pfguard.macos.%s" % name in doc["EXAMPLES"]
+    doc = sidecar_documentation(pf_addresses, FilterModule().filters(), name)
     assert doc["RETURN"]["_value"]["type"] == "list"
-    parameters = list(inspect.signature(FilterModule().filters()[name]).parameters)
-    options = doc["DOCUMENTATION"]["options"]
-    assert sorted(options) == sorted(["_input"] + parameters[1:])
-    assert all(option["required"] for option in options.values())
-    assert doc["DOCUMENTATION"].get("positional", "") == ", ".join(parameters[1:])
+    assert all(option["required"] for option in doc["DOCUMENTATION"]["options"].values())
 
 
 # pf_invalid
