@@ -41,7 +41,7 @@ class Lab:
         self.state = root / "pf"
         self.counter = root / "calls"
         self.real = write_wrapper(
-            root / "pfctl-real", "pfguard_lab.pf.pfctl", {"PFGUARD_LAB_PF_STATE": str(self.state)}
+            root / "pfctl-real", "pfguard_lab.emulators.pf.pfctl", {"PFGUARD_LAB_PF_STATE": str(self.state)}
         )
         self.pfctl = root / "pfctl"
         # A shell shim keeps the counting out of the emulator; it adds one exec per call.

@@ -10,17 +10,17 @@ from pathlib import Path
 # macOS path -> emulator module (each has main(argv=None) -> int). Paths with {brew} are under the
 # host's Homebrew prefix; Server.app paths exist only on hosts that have Server.app.
 SYSTEM_COMMANDS = {
-    "/sbin/pfctl": "pfguard_lab.pf.pfctl",
-    "/sbin/launchd": "pfguard_lab.launchd.daemon",
-    "/bin/launchctl": "pfguard_lab.launchd.launchctl",
-    "/usr/bin/plutil": "pfguard_lab.plutil",
-    "/usr/bin/sw_vers": "pfguard_lab.sw_vers",
-    "/usr/bin/log": "pfguard_lab.unifiedlog.log_cmd",
-    "/usr/libexec/pfguard-lab-logd": "pfguard_lab.unifiedlog.logd",
+    "/sbin/pfctl": "pfguard_lab.emulators.pf.pfctl",
+    "/sbin/launchd": "pfguard_lab.emulators.launchd.daemon",
+    "/bin/launchctl": "pfguard_lab.emulators.launchd.launchctl",
+    "/usr/bin/plutil": "pfguard_lab.emulators.plutil",
+    "/usr/bin/sw_vers": "pfguard_lab.emulators.sw_vers",
+    "/usr/bin/log": "pfguard_lab.emulators.unifiedlog.log_cmd",
+    "/usr/libexec/pfguard-lab-logd": "pfguard_lab.emulators.unifiedlog.logd",
 }
-BREW_COMMAND = ("{brew}/bin/brew", "pfguard_lab.brew")
+BREW_COMMAND = ("{brew}/bin/brew", "pfguard_lab.emulators.brew")
 AFCTL_PATH = "/Applications/Server.app/Contents/ServerRoot/usr/libexec/afctl"
-AFCTL_COMMAND = (AFCTL_PATH, "pfguard_lab.afctl")
+AFCTL_COMMAND = (AFCTL_PATH, "pfguard_lab.emulators.afctl")
 
 
 def wrapper_text(module: str, env: dict[str, str] | None = None, python: str | None = None) -> str:

@@ -44,7 +44,7 @@ WRAPPER_ENV = {"PFGUARD_LAB_PF_ENFORCE": "nftables", "PFGUARD_LAB_PF_STATES": "c
 # The emulators a Mac cannot boot without (module -> what it is).
 REQUIRED_MODULES = {
     **{module: path for path, module in commands.SYSTEM_COMMANDS.items()},
-    "pfguard_lab.sw_vers": "sw_vers.system_version_plist",
+    "pfguard_lab.emulators.sw_vers": "sw_vers.system_version_plist",
     commands.BREW_COMMAND[1]: "brew.provision",
     commands.AFCTL_COMMAND[1]: "afctl.provision",
 }
@@ -421,7 +421,7 @@ def install_system_files(root: Path, host: Host) -> None:
     """The sealed system volume's part: stock daemons and SystemVersion.plist."""
     for mac_path, content in system_daemons().items():
         write_file(root, mac_path, content)
-    sw_vers = importlib.import_module("pfguard_lab.sw_vers")
+    sw_vers = importlib.import_module("pfguard_lab.emulators.sw_vers")
     write_file(root, SYSTEM_VERSION_PLIST, sw_vers.system_version_plist(host.os_version, host.build))
 
 

@@ -18,7 +18,7 @@ import subprocess
 import pytest
 from fleet_fixtures import BREW_PREFIX, MACS, breaking
 from lab_fixtures import wait_for
-from pfguard_lab import sw_vers
+from pfguard_lab.emulators import sw_vers
 
 pytest_plugins = ["lab_fixtures", "fleet_fixtures"]
 

@@ -47,8 +47,8 @@ class LaunchdRoot:
         self.root = Path(tempfile.mkdtemp(prefix="pfglab-ld-", dir="/tmp"))
         self.root.chmod(0o755)
         self.env = {"PFGUARD_LAB_ROOT": str(self.root)}
-        write_wrapper(self.root / "sbin/launchd", "pfguard_lab.launchd.daemon", self.env)
-        write_wrapper(self.root / "bin/launchctl", "pfguard_lab.launchd.launchctl", self.env)
+        write_wrapper(self.root / "sbin/launchd", "pfguard_lab.emulators.launchd.daemon", self.env)
+        write_wrapper(self.root / "bin/launchctl", "pfguard_lab.emulators.launchd.launchctl", self.env)
         for directory in ("etc", "var/run", "var/log", "var/tmp", "usr/local/bin", "Library/LaunchDaemons",
                           "System/Library/LaunchDaemons"):
             (self.root / directory).mkdir(parents=True, exist_ok=True)

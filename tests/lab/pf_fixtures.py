@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from pfguard_lab.commands import write_wrapper
-from pfguard_lab.pf import states
+from pfguard_lab.emulators.pf import states
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "lab" / "pfguard_lab" / "data"
@@ -88,7 +88,7 @@ def pf_ctl():
     try:
         root.chmod(0o755)
         state = root / "pf"
-        path = write_wrapper(root / "pfctl", "pfguard_lab.pf.pfctl", {"PFGUARD_LAB_PF_STATE": str(state)})
+        path = write_wrapper(root / "pfctl", "pfguard_lab.emulators.pf.pfctl", {"PFGUARD_LAB_PF_STATE": str(state)})
         yield Pfctl(path, state)
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from pfguard_lab import afctl
+from pfguard_lab.emulators import afctl
 from ulog_fixtures import lab_env, make_root, remove_root, run_as_admin, server_app_root, system_python_launcher
 
 # Apple's stock /etc/pf.anchors/com.apple (docs/reference/macos.md#stock-pf-configuration).
@@ -81,7 +81,7 @@ def server():
 def test_provision_writes_server_app_files(server):
     root = server.root
     assert server.wrapper == root / "Applications/Server.app/Contents/ServerRoot/usr/libexec/afctl"
-    assert "from pfguard_lab.afctl import main" in server.wrapper.read_text()
+    assert "from pfguard_lab.emulators.afctl import main" in server.wrapper.read_text()
     anchor = (root / "Applications/Server.app/Contents/ServerRoot/private/etc/pf.anchors/400.AdaptiveFirewall")
     assert "table <blockedHosts> persist\nblock drop in quick from <blockedHosts> to any\n" in anchor.read_text()
     settings = plistlib.loads((root / "etc/af.plist").read_bytes())
@@ -107,7 +107,7 @@ def test_provision_needs_the_stock_anchor_file():
 
 
 def test_non_root_is_refused(server):
-    launcher = system_python_launcher(server.root, "pfguard_lab.afctl")
+    launcher = system_python_launcher(server.root, "pfguard_lab.emulators.afctl")
     result = run_as_admin([str(launcher), "-w", "198.51.100.50"], server.env)
     assert (result.returncode, result.stderr) == (1, "afctl: must be run as root\n")
     assert server.whitelist() == []

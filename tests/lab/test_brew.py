@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from pfguard_lab import brew
+from pfguard_lab.emulators import brew
 from ulog_fixtures import ADMIN_GID, ADMIN_UID, lab_env, make_root, remove_root, run_as_admin, system_python_launcher
 
 PREFIX = "/opt/homebrew"
@@ -44,7 +44,7 @@ class Mac:
         (self.root / "etc/passwd").write_text(f"admin:x:{ADMIN_UID}:{ADMIN_GID}:Administrator:/Users/admin:/bin/zsh\n")
         self.wrapper = brew.provision(self.root, PREFIX, "admin")
         self.prefix = self.root / PREFIX.lstrip("/")
-        self.as_admin = system_python_launcher(self.root, "pfguard_lab.brew")
+        self.as_admin = system_python_launcher(self.root, "pfguard_lab.emulators.brew")
         self.env = lab_env(self.root, PFGUARD_LAB_BREW_PREFIX=PREFIX)
 
     def brew(self, *args: str) -> subprocess.CompletedProcess:
@@ -85,7 +85,7 @@ def test_provision_lays_down_a_skeleton_owned_by_the_user(mac):
     assert mac.prefix.stat().st_uid == ADMIN_UID
     assert mac.wrapper == mac.prefix / "bin/brew"
     assert os.access(mac.wrapper, os.X_OK) and mac.wrapper.stat().st_uid == ADMIN_UID
-    assert "from pfguard_lab.brew import main" in mac.wrapper.read_text()
+    assert "from pfguard_lab.emulators.brew import main" in mac.wrapper.read_text()
     with pytest.raises(KeyError):
         brew.provision(mac.root, PREFIX, "nobody-here")
 
@@ -134,7 +134,7 @@ def test_install_produces_homebrews_layout(mac):
     assert f"{disk_prefix}/etc/hosts.deny" in (etc / "action.d/hostsdeny.conf").read_text()
     assert f"apache_error_log = {disk_prefix}/var/log/apache2/" in (etc / "paths-common.conf").read_text()
     osx = (etc / "paths-osx.conf").read_text()
-    assert osx == (Path(brew.__file__).parent / "data/fail2ban/paths-osx.conf").read_text()
+    assert osx == (brew.DATA_DIR / "paths-osx.conf").read_text()
     assert "syslog_authpriv = /var/log/secure.log" in osx and "banaction" not in osx  # 1.0.x, not rewritten
 
     after = json.loads(mac.brew("info", "--json=v2", "fail2ban").stdout)["formulae"][0]

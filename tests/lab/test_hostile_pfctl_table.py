@@ -45,7 +45,7 @@ def make_lab(tmp_path: Path) -> SimpleNamespace:
     """An emulated pfctl whose table `t` holds SEEDED, its persist file, and hostile files around it."""
     root = tmp_path / "root"
     root.mkdir()
-    pfctl = write_wrapper(root / "pfctl", "pfguard_lab.pf.pfctl", {"PFGUARD_LAB_PF_STATE": str(root / "pf")})
+    pfctl = write_wrapper(root / "pfctl", "pfguard_lab.emulators.pf.pfctl", {"PFGUARD_LAB_PF_STATE": str(root / "pf")})
     subprocess.run([str(pfctl), "-t", "t", "-T", "add", SEEDED], check=True, capture_output=True, timeout=60)
     persist = root / "blocklist.txt"
     persist.write_text(SEEDED + "\n")

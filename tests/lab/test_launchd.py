@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from launchd_fixtures import LaunchdRoot, pid_alive, wait_for
-from pfguard_lab.launchd import launchctl
+from pfguard_lab.emulators.launchd import launchctl
 
 STOCK_PFCTL_PLIST = Path(__file__).resolve().parents[2] / "lab/pfguard_lab/data/LaunchDaemons/com.apple.pfctl.plist"
 
@@ -534,7 +534,7 @@ def test_watch_paths_and_path_state_start_jobs(lab):
 
 
 def test_calendar_interval_next_fire():
-    from pfguard_lab.launchd.daemon import next_calendar_fire
+    from pfguard_lab.emulators.launchd.daemon import next_calendar_fire
 
     start = time.mktime((2024, 3, 4, 10, 15, 30, 0, 0, -1))  # Monday 10:15:30 local time
     assert time.localtime(next_calendar_fire([{"Minute": 20}], start))[3:5] == (10, 20)

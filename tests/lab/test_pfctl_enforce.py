@@ -17,7 +17,7 @@ import time
 
 import pytest
 from pf_fixtures import ns_run
-from pfguard_lab.pf import addr, enforce
+from pfguard_lab.emulators.pf import addr, enforce
 
 pytest_plugins = ["pf_fixtures"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from pf_fixtures import ALTQ, USAGE
-from pfguard_lab.pf import states
+from pfguard_lab.emulators.pf import states
 
 pytest_plugins = ["pf_fixtures"]
 

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from pfguard_lab.adhoc import ANSIBLE, QUIET, REPO, run_module
 from pfguard_lab.commands import write_wrapper
-from pfguard_lab.pf import states
+from pfguard_lab.emulators.pf import states
 
 LOCK_PATH = "/var/run/pfguard.pfctl_table.lock"  # plugins/module_utils/pfctl.py LOCK_PATH
 
@@ -24,7 +24,7 @@ LOCK_PATH = "/var/run/pfguard.pfctl_table.lock"  # plugins/module_utils/pfctl.py
 def pfctl(tmp_path):
     """An emulated pfctl with its own kernel state, and a helper to run it."""
     state = tmp_path / "pf"
-    path = write_wrapper(tmp_path / "pfctl", "pfguard_lab.pf.pfctl", {"PFGUARD_LAB_PF_STATE": str(state)})
+    path = write_wrapper(tmp_path / "pfctl", "pfguard_lab.emulators.pf.pfctl", {"PFGUARD_LAB_PF_STATE": str(state)})
 
     def run(*args, data=None):
         return subprocess.run([str(path), *args], input=data, capture_output=True, text=True, check=False)

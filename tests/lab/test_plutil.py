@@ -16,7 +16,7 @@ PFCTL_JOB = {"Label": "com.apple.pfctl", "ProgramArguments": ["pfctl", "-f", "/e
 
 @pytest.fixture
 def plutil(tmp_path):
-    wrapper = write_wrapper(tmp_path / "bin/plutil", "pfguard_lab.plutil")
+    wrapper = write_wrapper(tmp_path / "bin/plutil", "pfguard_lab.emulators.plutil")
 
     def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
         result = subprocess.run([str(wrapper), *args], cwd=tmp_path, capture_output=True, input=stdin, timeout=30)

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 from pfguard_lab.commands import write_wrapper
-from pfguard_lab.sw_vers import SYSTEM_VERSION_PLIST, system_version_plist
+from pfguard_lab.emulators.sw_vers import SYSTEM_VERSION_PLIST, system_version_plist
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def root(tmp_path):
 
 @pytest.fixture
 def sw_vers(tmp_path, root):
-    wrapper = write_wrapper(tmp_path / "bin/sw_vers", "pfguard_lab.sw_vers", {"PFGUARD_LAB_ROOT": str(root)})
+    wrapper = write_wrapper(tmp_path / "bin/sw_vers", "pfguard_lab.emulators.sw_vers", {"PFGUARD_LAB_ROOT": str(root)})
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(wrapper), *args], capture_output=True, text=True, timeout=30)

@@ -45,7 +45,7 @@ def host(request):
 
 
 def run_log(root, *args, timeout=20) -> subprocess.CompletedProcess:
-    wrapper = commands.write_wrapper(root / "usr/bin/log", "pfguard_lab.unifiedlog.log_cmd")
+    wrapper = commands.write_wrapper(root / "usr/bin/log", "pfguard_lab.emulators.unifiedlog.log_cmd")
     return subprocess.run([str(wrapper), *args], env=lab_env(root), capture_output=True, text=True, timeout=timeout)
 
 

@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pfguard_lab import afctl, commands
+from pfguard_lab import commands
+from pfguard_lab.emulators import afctl
 
 LAB_DIR = Path(commands.__file__).resolve().parent.parent  # .../lab, holds the pfguard_lab package
 DATA = LAB_DIR / "pfguard_lab" / "data"
@@ -57,7 +58,7 @@ def server_app_root(root_in_wrapper: bool = False) -> ServerAppRoot:
     afctl_path = afctl.provision(root, {"PFGUARD_LAB_ROOT": str(root)}) if root_in_wrapper else afctl.provision(root)
     pf_state = root / "var/run/pfguard-lab/pf"
     pfctl_path = commands.write_wrapper(
-        root / "sbin/pfctl", "pfguard_lab.pf.pfctl", {"PFGUARD_LAB_PF_STATE": str(pf_state)}
+        root / "sbin/pfctl", "pfguard_lab.emulators.pf.pfctl", {"PFGUARD_LAB_PF_STATE": str(pf_state)}
     )
     return ServerAppRoot(root, afctl_path, pfctl_path, pf_state)
 
@@ -94,7 +95,7 @@ class Logd:
         self.root = root
         self.socket_path = root / "dev/log"
         self.store = root / "var/db/diagnostics/pfguard-lab.jsonl"
-        wrapper = commands.write_wrapper(root / "usr/libexec/pfguard-lab-logd", "pfguard_lab.unifiedlog.logd")
+        wrapper = commands.write_wrapper(root / "usr/libexec/pfguard-lab-logd", "pfguard_lab.emulators.unifiedlog.logd")
         self.process = subprocess.Popen(
             [str(wrapper)], env=lab_env(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
@@ -150,7 +151,7 @@ class LogStream:
     """`log stream ARGS` as a child process; lines are collected by a reader thread."""
 
     def __init__(self, root: Path, args: list[str]):
-        wrapper = commands.write_wrapper(root / "usr/bin/log", "pfguard_lab.unifiedlog.log_cmd")
+        wrapper = commands.write_wrapper(root / "usr/bin/log", "pfguard_lab.emulators.unifiedlog.log_cmd")
         self.process = subprocess.Popen(
             [str(wrapper), "stream", *args], env=lab_env(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import sys
 
-from pfguard_lab.launchd import plist as lp
-from pfguard_lab.launchd.protocol import LaunchdUnavailable, request
+from pfguard_lab.emulators.launchd import plist as lp
+from pfguard_lab.emulators.launchd.protocol import LaunchdUnavailable, request
 
 EX_USAGE = 64  # UNVERIFIED: the exit status of launchctl's usage errors
 USAGE = {

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from pfguard_lab.unifiedlog import lab_root, read_host_facts, socket_path, store_path
+from pfguard_lab.emulators.unifiedlog import lab_root, read_host_facts, socket_path, store_path
 
 SSHD_FAMILY = {"sshd", "sshd-session", "sshd-auth"}
 SSHD_IMAGES = {

@@ -7,7 +7,7 @@ import plistlib
 import sys
 from pathlib import Path
 
-from pfguard_lab.launchd.plist import host_path
+from pfguard_lab.emulators.launchd.plist import host_path
 
 SYSTEM_VERSION_PLIST = "/System/Library/CoreServices/SystemVersion.plist"
 USAGE = "usage: sw_vers [-productName|-productVersion|-productVersionExtra|-buildVersion]"  # UNVERIFIED text

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The emulated /sbin/pfctl (macOS): option parsing, order of operations, messages and exit codes.
 
-Follows docs/reference/pfctl.md (sections cited inline). Kernel state: pfguard_lab.pf.kernel.
+Follows docs/reference/pfctl.md (sections cited inline). Kernel state: pfguard_lab.emulators.pf.kernel.
 
 Address tokens the lab cannot resolve (docs/reference/pfctl.md#address-input, steps 2 and 5): real pfctl expands
 interface names (`lo0`, `self`, `en0:network`) and DNS names; the lab has neither, so a token that

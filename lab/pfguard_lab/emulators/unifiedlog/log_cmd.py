@@ -17,8 +17,8 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
-from pfguard_lab.unifiedlog import store_path
-from pfguard_lab.unifiedlog.predicate import (
+from pfguard_lab.emulators.unifiedlog import store_path
+from pfguard_lab.emulators.unifiedlog.predicate import (
     PredicateError,
     PredicateUnsupported,
     evaluate,

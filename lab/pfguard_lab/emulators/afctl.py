@@ -391,7 +391,7 @@ def provision(root: Path, env: dict[str, str] | None = None) -> Path:
     com_apple = on_disk(COM_APPLE_ANCHORS, root)
     if not com_apple.is_file():
         raise FileNotFoundError(f"{com_apple}: Apple's stock anchor file must be installed before Server.app")
-    wrapper = commands.write_wrapper(on_disk(AFCTL, root), "pfguard_lab.afctl", env)
+    wrapper = commands.write_wrapper(on_disk(AFCTL, root), "pfguard_lab.emulators.afctl", env)
     anchor = on_disk(ANCHOR_FILE, root)
     anchor.parent.mkdir(parents=True, exist_ok=True)
     anchor.write_text(ANCHOR_TEXT)

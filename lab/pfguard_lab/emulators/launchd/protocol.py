@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import socket
 
-from pfguard_lab.launchd.plist import SOCKET_PATH, host_path
+from pfguard_lab.emulators.launchd.plist import SOCKET_PATH, host_path
 
 MAX_MESSAGE = 4 * 1024 * 1024
 

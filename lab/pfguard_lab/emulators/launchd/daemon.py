@@ -25,8 +25,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from pfguard_lab.launchd import plist as lp
-from pfguard_lab.launchd.protocol import MAX_MESSAGE, encode, socket_path
+from pfguard_lab.emulators.launchd import plist as lp
+from pfguard_lab.emulators.launchd.protocol import MAX_MESSAGE, encode, socket_path
 
 # The lab caps SIGTERM -> SIGKILL grace (ExitTimeOut, default 5 s) so a reboot stays under ~2 s.
 EXIT_TIMEOUT_CAP = 1.5

@@ -42,7 +42,7 @@ EXECUTABLES = ("fail2ban-client", "fail2ban-server", "fail2ban-regex")
 SOURCE_CONFIG = Path("/etc/fail2ban")  # the "source tarball": this machine's real config, never written
 SOURCE_BIN = Path("/usr/bin")
 SOURCE_PYTHON = "/usr/bin/python3"  # has the fail2ban package in dist-packages
-DATA_DIR = Path(__file__).resolve().parent / "data" / "fail2ban"
+DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "fail2ban"
 
 SKELETON_DIRS = ("bin", "etc", "include", "lib", "opt", "sbin", "share", "var", "var/homebrew", "var/homebrew/linked",
                  "var/log", "Cellar", "Caskroom", "Library", "Library/Homebrew", "Library/Taps")  # fmt: skip
@@ -694,7 +694,7 @@ def provision(root: Path, prefix: str, user: str, env: dict[str, str] | None = N
         directory.mkdir(parents=True, exist_ok=True)
         created.append(directory)
     wrapper_env = {**(env or {}), "PFGUARD_LAB_BREW_PREFIX": prefix}
-    brew_path = commands.write_wrapper(base / "bin" / "brew", "pfguard_lab.brew", wrapper_env)
+    brew_path = commands.write_wrapper(base / "bin" / "brew", "pfguard_lab.emulators.brew", wrapper_env)
     for path in [*created, brew_path]:
         os.chown(path, uid, gid)
     return brew_path
