@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import pytest
 from pf_fixtures import ALTQ, F_WARNING, NOBODY, USAGE
+from pfguard_lab.emulators.pf import pfctl_cli, pfctl_table
 
 pytest_plugins = ["pf_fixtures"]
+
+
+def test_option_tables_follow_pfctls_option_string():
+    # pfctl.md#command-line: the getopt string and the order -T commands are looked up in
+    assert pfctl_cli.OPTSTRING == "a:AdD:eEqf:F:gGhi:k:K:mMnNOo:p:rRs:t:T:vx:X:w:z"
+    assert tuple(pfctl_table.TABLE_COMMANDS) == pfctl_cli.TABLE_CMDS == (
+        "kill", "flush", "add", "delete", "load", "replace", "show", "test", "zero", "expire")
 
 
 def test_no_arguments_prints_usage(pf_ctl):

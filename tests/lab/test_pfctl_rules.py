@@ -157,6 +157,48 @@ def test_unresolvable_host_in_rule(pf_ctl):
                              "stdin:1: could not parse host specification\n")
 
 
+@pytest.mark.parametrize(
+    "conf",
+    ["block from foo.invalid\n", "pass in proto tcp from 10.0.0.1 to { 10.0.0.2, bar.invalid } port 22\n",
+     "table <t> persist { 10.0.0.1 foo.invalid }\n", "block from foo.invalid/24\n"],
+)
+def test_name_under_invalid_in_rules_and_tables(pf_ctl, conf):
+    # pfctl.md#address-input: host() prints its line, parse.y's `host` adds the parse error
+    name = next(word.strip(",") for word in conf.split() if ".invalid" in word)
+    pf_ctl.load("pass out all\n", "-q")
+    assert tuple(pf_ctl.load("\n" + conf, "-q")) == (
+        1, "", F_WARNING + f"no IP address found for {name}\nstdin:2: could not parse host specification\n"
+        + NOT_LOADED)
+    assert tuple(pf_ctl.load(conf, "-q", "-n")) == (
+        1, "", F_WARNING + f"no IP address found for {name}\nstdin:1: could not parse host specification\n")
+    assert rules(pf_ctl) == "pass out all flags S/SA keep state\n"
+    assert pf_ctl("-q", "-s", "Tables").out == ""
+
+
+def test_name_under_invalid_in_a_table_file(pf_ctl, tmp_path):
+    listing = tmp_path / "list"
+    listing.write_text("10.0.0.1 gone.invalid\n")
+    result = pf_ctl.load(f'table <t> persist file "{listing}"\n', "-q")
+    assert tuple(result) == (1, "", F_WARNING + "no IP address found for gone.invalid\n"
+                             f'stdin:1: file "{listing}" contains bad data\n' + NOT_LOADED)
+    assert pf_ctl("-q", "-s", "Tables").out == ""
+
+
+def test_table_of_any_lists_no_address(pf_ctl):
+    # parse.y: `any` items vanish from a host list, so `{ any }` is an empty list of addresses
+    assert pf_ctl.load("table <t> persist { any }\n", "-q").rc == 0
+    assert pf_ctl("-q", "-s", "Tables").out == "t\n"
+    assert pf_ctl("-q", "-t", "t", "-T", "show").out == ""
+
+
+def test_error_after_negation_does_not_swallow_the_next_line(pf_ctl):
+    # `! tagged` is the only filter option starting with `!`: the error is at the token after `!`, and
+    # recovery stops at that line's end
+    assert tuple(pf_ctl.load("pass all !\nblock from 300.1.2.3\n", "-q", "-n")) == (
+        1, "", F_WARNING + "stdin:1: syntax error\nno IP address found for 300.1.2.3\n"
+        "stdin:2: could not parse host specification\n")
+
+
 def test_missing_table_file(pf_ctl):
     result = pf_ctl.load('table <t> persist file "/nonexistent/list"\n', "-q")
     assert tuple(result) == (1, "", F_WARNING + 'stdin:1: cannot load "/nonexistent/list": No such file or '

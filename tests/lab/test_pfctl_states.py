@@ -123,6 +123,8 @@ def test_third_kill_is_an_error(pf_ctl):
         ("1.2.3.4/x", "pfctl: prefix is invalid: x\n"),
         ("1.2.3.4/200", "pfctl: prefix is too large: 200\n"),
         ("not a host", "pfctl: getaddrinfo: nodename nor servname provided, or not known\n"),
+        # pfctl.md#address-input: a name under `.invalid` never resolves
+        ("host.invalid", "pfctl: getaddrinfo: nodename nor servname provided, or not known\n"),
     ],
 )
 def test_kill_argument_errors_exit_1(pf_ctl, target, message):

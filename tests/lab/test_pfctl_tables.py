@@ -319,6 +319,45 @@ def test_names_the_lab_cannot_resolve_fail_loudly(pf_ctl, token):
     assert repr(token)[1:-1] in err
 
 
+@pytest.mark.parametrize(
+    ("token", "shown"),
+    [
+        ("foo.invalid", "foo.invalid"),
+        ("!foo.invalid", "foo.invalid"),  # the message names the token without its `!`
+        ("foo.invalid/24", "foo.invalid/24"),  # host_dns looks up the name without the mask
+        ("FOO.Invalid.", "FOO.Invalid."),
+        ("a.b.invalid:0", "a.b.invalid:0"),  # host_dns drops `:0` before getaddrinfo
+    ],
+)
+def test_names_under_invalid_never_resolve(pf_ctl, token, shown):
+    # pfctl.md#address-input: RFC 6761 `.invalid`; the addresses are read before the table is created
+    assert tuple(pf_ctl("-t", "t", "-T", "add", "10.0.0.1", token)) == (
+        255, "", ALTQ + f"no IP address found for {shown}\n")
+    assert tuple(pf_ctl("-q", "-s", "Tables")) == (0, "", "")
+    pf_ctl.q("-t", "t", "-T", "add", "10.0.0.1")
+    assert tuple(pf_ctl("-q", "-t", "t", "-T", "test", token)) == (255, "", f"no IP address found for {shown}\n")
+    assert tuple(pf_ctl("-q", "-t", "t", "-T", "delete", token)) == (255, "", f"no IP address found for {shown}\n")
+    assert entries(pf_ctl) == "   10.0.0.1\n"
+
+
+def test_name_under_invalid_in_an_address_file(pf_ctl, tmp_path):
+    listing = tmp_path / "list"
+    listing.write_text("10.0.0.1\nbanned.invalid\n")
+    assert tuple(pf_ctl("-q", "-t", "t", "-T", "add", "-f", str(listing))) == (
+        255, "", F_WARNING + "no IP address found for banned.invalid\n"
+        f"pfctl: cannot load {listing}: Undefined error: 0\n")
+    assert tuple(pf_ctl("-q", "-s", "Tables")) == (0, "", "")
+
+
+@pytest.mark.parametrize("token", ["invalid", "foo.invalid:network", "invalid.example.com", "foo.invalidx"])
+def test_other_names_still_fail_loudly(pf_ctl, token):
+    # only names in the `invalid.` domain are known not to resolve; a bare `invalid` may get a search domain
+    rc, out, err = pf_ctl("-q", "-t", "t", "-T", "add", token)
+    assert (rc, out) == (1, "")
+    assert err == (f"pfguard-lab: pfctl: host name or interface '{token}' (resolved by DNS or interface lookup "
+                   "on macOS) is not supported by the lab\n")
+
+
 def test_addresses_from_file_with_comments(pf_ctl, tmp_path):
     listing = tmp_path / "list"
     listing.write_text("# banned\n10.0.0.1 10.0.0.2 # two on a line\n\n\t!10.0.0.3\n2001:db8::1#not-a-comment\n")

@@ -1,2 +1,3 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The emulated PF: kernel state (kernel), pf.conf parser (conf), pfctl, states and nftables enforcement."""
+"""The emulated PF: kernel state (kernel), pf.conf parser (lexer, grammar, parser, clauses, expand, printer),
+pfctl, states and nftables enforcement."""

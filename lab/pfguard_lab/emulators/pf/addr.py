@@ -99,6 +99,16 @@ def plausible_name(text: str) -> bool:
     return not labels[-1].isdigit()
 
 
+def never_resolves(name: str) -> bool:
+    """A name in the `invalid.` domain, which RFC 6761 (section 6.4) reserves so that it never resolves
+    (docs/reference/pfctl.md#address-input). A bare `invalid` is left out: a resolver may first try it
+    with its search domains appended."""
+    if "." not in name:
+        return False
+    base = (name[:-1] if name.endswith(".") else name).lower()
+    return base == "invalid" or base.endswith(".invalid")
+
+
 # ---------------------------------------------------------------------------- printing
 
 
@@ -174,7 +184,7 @@ def _inet_net_pton4(text: str) -> int | None:
 def parse_host(text: str) -> tuple[int, int, int]:
     """Resolve one host token (without `!`) like pfctl's host(): (family, masked value, prefix length).
 
-    Raises InvalidNetmask, NoAddress, CannotDecode or LabUnsupported.
+    Raises InvalidNetmask, NoAddress (also for names under `.invalid`), CannotDecode or LabUnsupported.
     """
     slash = text.rfind("/")
     if slash >= 0:
@@ -202,7 +212,10 @@ def parse_host(text: str) -> tuple[int, int, int]:
         except OSError:
             pass
     if family is None:
-        # pfctl would now try interfaces and DNS (host_if, host_dns); the lab resolves nothing.
+        # pfctl would now try interfaces and DNS (host_if, host_dns); the lab resolves nothing, except
+        # that it knows names under `.invalid` fail (host_dns drops a `:0` suffix before getaddrinfo).
+        if never_resolves(addr_text[:-2] if addr_text.endswith(":0") else addr_text):
+            raise NoAddress(f"no IP address found for {text}")
         if "%" in addr_text and ":" in addr_text:
             raise LabUnsupported(f"scoped IPv6 address '{text}'")
         if inet_aton_accepts(addr_text):

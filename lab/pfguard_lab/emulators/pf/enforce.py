@@ -33,7 +33,7 @@ import shutil
 import subprocess
 
 from . import addr
-from .conf import PROTOCOLS
+from .protocols import PROTOCOLS
 
 TABLE = "pfguard_lab"
 OWN_BITS = 0xFFFF  # part of the packet mark this table uses

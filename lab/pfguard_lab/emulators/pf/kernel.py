@@ -534,7 +534,7 @@ class Kernel:
     # ------------------------------------------------------------------ rules (DIOCX* transaction)
 
     def commit(self, loaded: dict, loadopt: set, main_options: dict | None) -> None:
-        """Commit parsed rulesets {path: conf.Ruleset}: replaces their rules and the tables they define."""
+        """Commit parsed rulesets {path: parser.Ruleset}: replaces their rules and the tables they define."""
         for path, parsed in loaded.items():
             if not self.ensure_ruleset(path):
                 raise KernelError("ENOMEM")

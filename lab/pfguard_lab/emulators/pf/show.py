@@ -6,8 +6,8 @@ from __future__ import annotations
 import hashlib
 import time
 
-from . import conf
 from .kernel import RESERVED_ANCHOR, KernelError
+from .printer import rule_text
 
 FEEDBACK_CHARS = {" ": " ", "M": "M", "A": "A", "D": "D", "C": "C", "Z": "Z", "X": "X", "N": " ", "Y": "Y"}
 TABLE_STATS = ("In/Block:", "In/Pass:", "In/XPass:", "Out/Block:", "Out/Pass:", "Out/XPass:")
@@ -193,7 +193,7 @@ def rules(kernel, anchor: str, verbose: int, recurse: bool, depth: int = 0) -> t
         return "", "pfctl: DIOCGETRULES: Invalid argument\n", False
     numbers = verbose >= 2
     for nr, rule in enumerate(ruleset["scrub"]):
-        out.append(conf.rule_text(rule, number=nr if numbers else None) + "\n")
+        out.append(rule_text(rule, number=nr if numbers else None) + "\n")
         out.append(rule_counters(rule, verbose))
     indent = "  " * depth if not verbose else ""
     for nr, rule in enumerate(ruleset["filter"]):
@@ -206,7 +206,7 @@ def rules(kernel, anchor: str, verbose: int, recurse: bool, depth: int = 0) -> t
             if (under >= 0 and (under == 0 or call[under - 1] == "/")) or recurse:
                 brace = True
                 shown = call.rpartition("/")[2]
-        line = indent + conf.rule_text(rule, anchor_call=shown, number=nr if numbers else None)
+        line = indent + rule_text(rule, anchor_call=shown, number=nr if numbers else None)
         out.append(line + (" {\n" if brace else "\n"))
         out.append(rule_counters(rule, verbose))
         if brace:
@@ -225,7 +225,7 @@ def nat(kernel, anchor: str, verbose: int) -> tuple[str, str]:
     out = []
     for kind in ("nat", "rdr", "binat"):
         for nr, rule in enumerate(ruleset[kind]):
-            out.append(conf.rule_text(rule, number=nr if verbose >= 2 else None) + "\n")
+            out.append(rule_text(rule, number=nr if verbose >= 2 else None) + "\n")
             out.append(rule_counters(rule, verbose))
     return "".join(out), ""
 

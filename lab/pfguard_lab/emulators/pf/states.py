@@ -28,7 +28,7 @@ import subprocess
 from pathlib import Path
 
 from . import addr
-from .conf import PROTO_NAMES, PROTOCOLS
+from .protocols import PROTO_NAMES, PROTOCOLS
 
 TCP_STATES = ("CLOSED", "LISTEN", "SYN_SENT", "SYN_RCVD", "ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT_1",
               "CLOSING", "LAST_ACK", "FIN_WAIT_2", "TIME_WAIT")
