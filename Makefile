@@ -24,7 +24,7 @@ BUILD_DIR := build
 COLLECTION_TARBALL = $(BUILD_DIR)/pfguard-macos-$(shell sed -n 's/^version: *//p' galaxy.yml).tar.gz
 
 .PHONY: help deps venv venv-current test test-static test-lab sanity sanity-floor sanity-current units units-floor units-current lint \
-	collection packaging-tests cli-tests emulator-tests test-fast lab-tests fleet-tests fleet-extended molecule demo bench clean collection-copy
+	collection packaging-tests cli-tests emulator-tests test-fast lab-tests fleet-tests fleet-extended molecule demo bench bench-fleet clean collection-copy
 
 help:
 	@echo "make demo   - bring up a lab of emulated Macs, run pfguard on it, tear it down"
@@ -33,13 +33,17 @@ help:
 	@echo "make test-fast - lint, units and sanity (2.19), the pfguard command and the emulator tests; no lab"
 	@echo "make collection - build the Galaxy artifact into build/"
 	@echo "make bench  - pfctl_table benchmark (writes nothing; copy figures into docs/benchmarks.md)"
+	@echo "make bench-fleet [SIZES=1,5] - the fleet plays on 1..40 lab Macs, defaults against tuned settings"
 
+# Debian packages, then the fail2ban releases the lab's Macs pour besides the machine's 1.0.2 (1.1.0: Debian's
+# build and the upstream source, pinned by SHA256, cached in /var/cache/pfguard-lab; nothing when there).
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages: $$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+	@$(PYTHON) lab/pfguard_lab/fail2ban_dist.py fetch >/dev/null
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -155,6 +159,11 @@ test-fast: venv
 
 bench: venv
 	$(BIN)/python bench/bench_pfctl_table.py
+
+# The fleet plays on 1..40 lab Macs, Ansible's defaults against the recommended settings (an hour or
+# more; the lab must be down). Figures go into docs/benchmarks.md.
+bench-fleet: venv
+	flock /tmp/pfguard-lab.lock $(BIN)/python bench/fleet.py $(if $(SIZES),--sizes $(SIZES))
 
 demo: venv
 	$(BIN)/python -m pfguard_lab.demo

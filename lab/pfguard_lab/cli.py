@@ -81,10 +81,12 @@ def cmd_up(args) -> int:
         _err("this machine cannot host a lab: " + "; ".join(reasons))
         return EXIT_CANNOT_HOST
     lab = Lab()
-    hosts, controller = fleet.load_spec(args.spec, args.hosts)
+    hosts, controller, controller6 = fleet.read_spec(args.spec, args.hosts)
     lab.check_can_start()  # before the try: a refused `up` must not tear down the running lab
     try:
-        inventory = lab.up(hosts, controller, timeout=args.timeout, sudo_nopasswd=args.sudo_nopasswd)
+        inventory = lab.up(
+            hosts, controller, timeout=args.timeout, sudo_nopasswd=args.sudo_nopasswd, controller6_cidr=controller6
+        )
     except (LabError, hostmod.HostError, netns.CommandError, OSError) as exc:
         _err(f"up failed: {exc}")
         _err("removing the half-built lab")
@@ -145,6 +147,17 @@ def _client(lab: Lab, name: str):
     return client
 
 
+def _addresses(target, source, ipv6: bool) -> tuple[str, str | None]:
+    """(the target's address, the source address to bind or None): IPv4 by default, with `ipv6` the
+    hosts' IPv6 addresses (the source bound to its lab address, whatever else its interface holds)."""
+    if not ipv6:
+        return target.address, None
+    for host in (target, source):
+        if not host.address6:
+            raise LabError(f"{host.name} has no IPv6 address (the lab's fleet spec has no network6)")
+    return target.address6, source.address6
+
+
 def _now() -> str:
     return datetime.now().strftime("%H:%M:%S.%f")[:-3]
 
@@ -169,6 +182,7 @@ def cmd_attack(args) -> int:
     lab = Lab()
     target = lab.mac(args.host)
     source = _client(lab, args.source)
+    address, bind = _addresses(target, source, args.ipv6)
     netns.enter_netns(source.netns)
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "SSH_AUTH_SOCK")}
     env.update({"SSH_ASKPASS": str(lab.paths.askpass), "SSH_ASKPASS_REQUIRE": "force"})
@@ -176,7 +190,8 @@ def cmd_attack(args) -> int:
         "ssh", *SSH_QUIET,
         "-o", "PreferredAuthentications=password", "-o", "NumberOfPasswordPrompts=1",
         "-o", f"ConnectTimeout={args.connect_timeout:g}", "-o", "BatchMode=no",
-        f"{args.user}@{target.address}", "true",
+        *(["-6", "-b", bind] if bind else []),
+        f"{args.user}@{address}", "true",
     ]  # fmt: skip
     outcomes: dict[str, int] = {}
     for attempt in range(1, args.failures + 1):
@@ -195,7 +210,8 @@ def cmd_attack(args) -> int:
         key = outcome if not outcome.startswith("error") else "error"
         outcomes[key] = outcomes.get(key, 0) + 1
     summary = ", ".join(f"{count} {name}" for name, count in sorted(outcomes.items()))
-    print(f"attack on {target.name} from {source.name} as {args.user}: {args.failures} attempts: {summary}")
+    over = " over IPv6" if args.ipv6 else ""
+    print(f"attack on {target.name}{over} from {source.name} as {args.user}: {args.failures} attempts: {summary}")
     return 1 if outcomes.get("logged in") or outcomes.get("error") else 0
 
 
@@ -203,11 +219,13 @@ def cmd_probe(args) -> int:
     lab = Lab()
     target = lab.mac(args.host)
     source = _client(lab, args.source)
+    address, bind = _addresses(target, source, args.ipv6)
     netns.enter_netns(source.netns)
     started = time.monotonic()
-    label = f"{target.name} {target.address}:22 from {source.name}"
+    label = f"{target.name} {f'[{address}]' if args.ipv6 else address}:22 from {source.name}"
     try:
-        with socket.create_connection((target.address, 22), timeout=args.timeout):
+        with socket.create_connection((address, 22), timeout=args.timeout,
+                                      source_address=(bind, 0) if bind else None):  # fmt: skip
             pass
     except socket.timeout:
         print(f"{label}: blocked (no answer within {args.timeout:g}s)")
@@ -345,12 +363,15 @@ def build_parser() -> argparse.ArgumentParser:
     attack.add_argument("--user", default=hostmod.ADMIN_USER, help="login name to try (default admin)")
     attack.add_argument("--connect-timeout", type=float, default=3.0, metavar="S",
                         help="seconds without an answer that count as blocked (default 3)")
+    attack.add_argument("--ipv6", action="store_true",
+                        help="attack the Mac's IPv6 address from the client's IPv6 address")
     attack.set_defaults(func=cmd_attack)
 
     probe = sub.add_parser("probe", help="exit 0 if a new TCP connection to port 22 succeeds within 2s")
     probe.add_argument("host")
     probe.add_argument("--from", dest="source", default="attacker", metavar="CLIENT")
     probe.add_argument("--timeout", type=float, default=2.0, help=argparse.SUPPRESS)
+    probe.add_argument("--ipv6", action="store_true", help="probe the Mac's IPv6 address from the client's")
     probe.set_defaults(func=cmd_probe)
 
     hold = sub.add_parser(

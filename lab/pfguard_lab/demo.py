@@ -77,9 +77,9 @@ def wait_for_ban(host: str, seconds: float = 15) -> bool:
 
 
 def demo() -> None:
-    say("Bringing up a lab: mac1 (macOS 14, Apple silicon), mac2 (macOS 15, Intel), mac3 (macOS 12 with "
-        "Server.app), an attacker (198.51.100.200) outside the trusted network 198.51.100.0/25 and a "
-        "trusted host (198.51.100.50) inside it.")
+    say("Bringing up a lab: mac1 (macOS 26, Apple silicon, fail2ban 1.1.0), mac2 (macOS 15, Intel, fail2ban "
+        "1.0.2), mac3 (macOS 12 with Server.app), an attacker (198.51.100.200) outside the trusted network "
+        "198.51.100.0/25 and a trusted host (198.51.100.50) inside it.")
     inventory = run([LAB, "up"], quiet=True).stdout.strip().splitlines()[-1]
     run([LAB, "status"])
 

@@ -16,14 +16,16 @@ from pathlib import Path
 
 import yaml
 
+from pfguard_lab import fail2ban_dist, netns
 from pfguard_lab import host as hostmod
-from pfguard_lab import netns
 from pfguard_lab.host import Host, LabPaths
 
 DEFAULT_LAB_DIR = "/run/pfguard-lab"
 DEFAULT_SPEC = hostmod.DATA_DIR / "fleet.yml"
-FIRST_MAC_OFFSET = 11  # Macs are 198.51.100.11, .12, ...
-TRUSTED_NETWORKS = ["198.51.100.0/25"]  # controller, Macs and trusted; not attacker
+FIRST_MAC_OFFSET = 11  # Macs are 198.51.100.11, .12, ... (and 2001:db8:100::11, ::12, ...)
+# Controller, Macs and trusted; not attacker (IPv4: the /24's lower half; IPv6: the link's first /64,
+# the attacker is in another /64 of the link's /56). See docs/lab-design.md "Host model".
+TRUSTED_NETWORKS = ["198.51.100.0/25", "2001:db8:100::/64"]
 HOST_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
 ARCHES = ("arm64", "x86_64")
 WRONG_PASSWORD = "pfguard-lab-wrong-password"
@@ -54,11 +56,35 @@ def _mac_profile(entry: dict, where: str) -> dict:
         "arch": entry["arch"],
         "brew_prefix": str(entry["brew_prefix"]),
         "server_app": bool(entry.get("server_app", False)),
+        # The Homebrew formula's version on this Mac (emulators/brew.py; fail2ban_dist.VERSIONS).
+        "fail2ban_version": _fail2ban_version(entry.get("fail2ban_version", fail2ban_dist.DEFAULT_VERSION), where),
     }
 
 
+def _fail2ban_version(value: object, where: str) -> str:
+    try:
+        return fail2ban_dist.check_version(str(value) if isinstance(value, (str, float)) else value)
+    except fail2ban_dist.DistError as exc:
+        raise LabError(f"{where}: {exc}") from None
+
+
+def _mirror6(network6: ipaddress.IPv6Network, address: str) -> str:
+    """The IPv6 address whose last group reads like the IPv4 address's last octet (.11 -> ::11)."""
+    octet = str(ipaddress.ip_address(address)).rsplit(".", 1)[-1]
+    return str(network6.network_address + int(octet, 16))
+
+
 def load_spec(path: str | os.PathLike | None = None, mac_count: int | None = None) -> tuple[list[Host], str]:
-    """Hosts of a fleet spec (see data/fleet.yml) and the controller's address with prefix."""
+    """Hosts of a fleet spec (see data/fleet.yml) and the controller's IPv4 address with prefix."""
+    hosts, controller, _controller6 = read_spec(path, mac_count)
+    return hosts, controller
+
+
+def read_spec(
+    path: str | os.PathLike | None = None, mac_count: int | None = None
+) -> tuple[list[Host], str, str | None]:
+    """Hosts of a fleet spec (see data/fleet.yml) and the controller's IPv4 and IPv6 addresses with
+    prefix (the IPv6 one None when the spec has no `network6`: an IPv4-only lab)."""
     spec_path = Path(path) if path else DEFAULT_SPEC
     try:
         data = yaml.safe_load(spec_path.read_text())
@@ -68,6 +94,13 @@ def load_spec(path: str | os.PathLike | None = None, mac_count: int | None = Non
         raise LabError(f"{spec_path}: needs a non-empty 'macs' list")
     network = ipaddress.ip_network(str(data.get("network", "198.51.100.0/24")))
     controller = ipaddress.ip_address(str(data.get("controller", network.network_address + 1)))
+    try:
+        network6 = ipaddress.IPv6Network(str(data["network6"])) if data.get("network6") else None
+        controller6 = (
+            ipaddress.IPv6Address(str(data.get("controller6", network6.network_address + 1))) if network6 else None
+        )
+    except ValueError as exc:
+        raise LabError(f"{spec_path}: network6/controller6: {exc}") from exc
     profiles = [(entry, _mac_profile(entry, f"{spec_path}: macs[{i}]")) for i, entry in enumerate(data["macs"])]
 
     macs: list[tuple[str, str | None, dict]] = []
@@ -81,16 +114,22 @@ def load_spec(path: str | os.PathLike | None = None, mac_count: int | None = Non
 
     hosts: list[Host] = []
     for position, (name, address, profile) in enumerate(macs):
-        address = address or str(network.network_address + FIRST_MAC_OFFSET + position)
-        hosts.append(Host(name=name, role=hostmod.MAC_ROLE, address=str(address), index=len(hosts) + 1, **profile))
+        address = str(address or network.network_address + FIRST_MAC_OFFSET + position)
+        address6 = _mirror6(network6, address) if network6 else None
+        hosts.append(Host(name=name, role=hostmod.MAC_ROLE, address=address, index=len(hosts) + 1,
+                          address6=address6, **profile))  # fmt: skip
     for entry in data.get("clients") or []:
         if "name" not in entry or "address" not in entry:
             raise LabError(f"{spec_path}: each client needs name and address")
         name = str(entry["name"])
+        address6 = None
+        if network6:
+            address6 = str(entry.get("address6") or _mirror6(network6, str(entry["address"])))
         hosts.append(Host(name=name, role=str(entry.get("role", name)), address=str(entry["address"]),
-                          index=len(hosts) + 1))
+                          index=len(hosts) + 1, address6=address6))  # fmt: skip
 
     seen_names, seen_addresses = set(), {str(controller)}
+    seen_addresses6 = {controller6} if controller6 else set()
     for host in hosts:
         if not HOST_NAME.match(host.name):
             raise LabError(f"host name {host.name!r}: use 1-16 of a-z, 0-9, '-', starting with a letter")
@@ -102,7 +141,18 @@ def load_spec(path: str | os.PathLike | None = None, mac_count: int | None = Non
             raise LabError(f"{host.name}: address {host.address} already taken (too many hosts for {network}?)")
         seen_names.add(host.name)
         seen_addresses.add(host.address)
-    return hosts, f"{controller}/{network.prefixlen}"
+        if host.address6 is not None:
+            try:
+                address6 = ipaddress.IPv6Address(host.address6)
+            except ValueError as exc:
+                raise LabError(f"{host.name}: address6 {host.address6!r}: {exc}") from exc
+            if address6 not in network6:
+                raise LabError(f"{host.name}: {host.address6} is outside {network6}")
+            if address6 in seen_addresses6:
+                raise LabError(f"{host.name}: address {host.address6} already taken")
+            seen_addresses6.add(address6)
+    controller6_cidr = f"{controller6}/{network6.prefixlen}" if network6 else None
+    return hosts, f"{controller}/{network.prefixlen}", controller6_cidr
 
 
 # --- the lab -----------------------------------------------------------------------------------
@@ -176,10 +226,13 @@ class Lab:
             handle.write(password + "\n")
         return hostmod.hash_password(password)
 
-    def _bring_up_host(self, host: Host, fleet: list[Host], password_hash: str, sudo_nopasswd: bool) -> None:
+    def _bring_up_host(
+        self, host: Host, fleet: list[Host], password_hash: str, sudo_nopasswd: bool, prefix6: int | None
+    ) -> None:
         host_dir = self.paths.host_dir(host.name)
         host_dir.mkdir(parents=True)
-        netns.create_host_netns(host.netns, host.veth, host.ifname, f"{host.address}/24")
+        address6 = f"{host.address6}/{prefix6}" if host.address6 and prefix6 else None
+        netns.create_host_netns(host.netns, host.veth, host.ifname, f"{host.address}/24", address6)
         if host.is_mac:
             root = hostmod.mount_disk(self.paths, host.name)
             hostmod.provision_mac(root, host, self.paths, fleet, password_hash, sudo_nopasswd)
@@ -200,10 +253,12 @@ class Lab:
             raise LabError("the lab cannot boot a Mac without: " + ", ".join(missing))
 
     def up(
-        self, hosts: list[Host], controller_cidr: str, timeout: float = 60.0, log=print, sudo_nopasswd: bool = False
+        self, hosts: list[Host], controller_cidr: str, timeout: float = 60.0, log=print, sudo_nopasswd: bool = False,
+        controller6_cidr: str | None = None,
     ) -> Path:
         """Bring the fleet up. `sudo_nopasswd`: group admin may sudo without a password (default: the
-        admin's password, as on macOS; the inventory hands it to Ansible)."""
+        admin's password, as on macOS; the inventory hands it to Ansible). `controller6_cidr`: the
+        controller's IPv6 address with the link's prefix length (None: an IPv4-only lab)."""
         self.check_can_start()
         started = time.monotonic()
         old_umask = os.umask(0o022)
@@ -222,9 +277,10 @@ class Lab:
             password_hash = self._generate_admin_password()
             self.paths.askpass.write_text(f"#!/bin/sh\necho '{WRONG_PASSWORD}'\n")
             self.paths.askpass.chmod(0o755)
-            netns.create_bridge(controller_cidr)
+            netns.create_bridge(controller_cidr, controller6_cidr)
+            prefix6 = int(controller6_cidr.rsplit("/", 1)[1]) if controller6_cidr else None
             with ThreadPoolExecutor(max_workers=min(8, len(hosts))) as pool:
-                args = (hosts, password_hash, sudo_nopasswd)
+                args = (hosts, password_hash, sudo_nopasswd, prefix6)
                 for future in [pool.submit(self._bring_up_host, host, *args) for host in hosts]:
                     future.result()
             self.wait_ready([h for h in hosts if h.is_mac], timeout)
@@ -310,7 +366,7 @@ class Lab:
     def status(self) -> list[dict]:
         rows = []
         for host in self.hosts():
-            row = {"host": host.name, "role": host.role, "address": host.address}
+            row = {"host": host.name, "role": host.role, "address": host.address, "address6": host.address6}
             if host.is_mac:
                 pid = hostmod.read_pid(self.paths, host)
                 row["state"] = "running" if pid else "stopped"

@@ -108,6 +108,10 @@ SSHD_CONFIG = f"""\
 # /etc/ssh/sshd_config and drop-ins in /etc/ssh/sshd_config.d).
 Include /etc/ssh/sshd_config.d/*
 Port 22
+# Both families, as macOS's sshd listens (IPv4 and IPv6 on port 22): attacks come over either.
+AddressFamily any
+ListenAddress 0.0.0.0
+ListenAddress ::
 HostKey /etc/ssh/ssh_host_ed25519_key
 # macOS's root account is disabled: nobody logs in as root; admins log in as themselves and sudo.
 PermitRootLogin no
@@ -139,6 +143,8 @@ class Host:
     arch: str | None = None
     brew_prefix: str | None = None
     server_app: bool = False
+    fail2ban_version: str | None = None  # Macs: the Homebrew fail2ban formula's version (emulators/brew.py)
+    address6: str | None = None  # IPv6 address on the lab link; None in an IPv4-only lab
 
     @property
     def is_mac(self) -> bool:
@@ -166,7 +172,9 @@ class Host:
             "arch": self.arch,
             "brew_prefix": self.brew_prefix,
             "server_app": self.server_app,
+            "fail2ban_version": self.fail2ban_version,
             "address": self.address,
+            "address6": self.address6,
         }
 
     def to_json(self) -> dict:

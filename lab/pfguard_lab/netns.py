@@ -176,14 +176,29 @@ def link_names(prefix: str = PREFIX) -> list[str]:
     return sorted(names)
 
 
-def create_bridge(address_cidr: str) -> None:
-    run(["ip", "link", "add", BRIDGE, "type", "bridge"])
-    run(["ip", "addr", "add", address_cidr, "dev", BRIDGE])
+def addr_add_lines(ifname: str, address_cidr: str, address6_cidr: str | None = None) -> str:
+    """`ip -batch` lines giving `ifname` its IPv4 address and, if any, its IPv6 address. The IPv6 one is
+    `nodad`: usable at once, without duplicate address detection's delay (the lab's addresses are unique
+    by construction), so nothing races address setup."""
+    lines = f"addr add {address_cidr} dev {ifname}\n"
+    if address6_cidr:
+        lines += f"addr add {address6_cidr} dev {ifname} nodad\n"
+    return lines
+
+
+def create_bridge(address_cidr: str, address6_cidr: str | None = None) -> None:
+    """The lab's bridge with the controller's addresses. Multicast snooping is off: the bridge floods
+    IPv6 neighbour discovery to every port instead of waiting to learn MLD listeners."""
+    run(["ip", "link", "add", BRIDGE, "type", "bridge", "mcast_snooping", "0"])
+    run(["ip", "-batch", "-"], input_text=addr_add_lines(BRIDGE, address_cidr, address6_cidr))
     run(["ip", "link", "set", BRIDGE, "up"])
 
 
-def create_host_netns(netns: str, veth: str, inner_ifname: str, address_cidr: str) -> None:
-    """netns with `inner_ifname` (address_cidr) whose peer `veth` is a bridge port; no default route."""
+def create_host_netns(
+    netns: str, veth: str, inner_ifname: str, address_cidr: str, address6_cidr: str | None = None
+) -> None:
+    """netns with `inner_ifname` (address_cidr, and address6_cidr if given) whose peer `veth` is a
+    bridge port; no default route (every lab address is on the link)."""
     run(["ip", "netns", "add", netns])
     run(
         ["ip", "-batch", "-"],
@@ -194,7 +209,10 @@ def create_host_netns(netns: str, veth: str, inner_ifname: str, address_cidr: st
     )
     run(
         ["ip", "-n", netns, "-batch", "-"],
-        input_text=(f"addr add {address_cidr} dev {inner_ifname}\nlink set {inner_ifname} up\nlink set lo up\n"),
+        input_text=(
+            addr_add_lines(inner_ifname, address_cidr, address6_cidr)
+            + f"link set {inner_ifname} up\nlink set lo up\n"
+        ),
     )
 
 

@@ -12,15 +12,10 @@ modules can run alone or in any order.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from lab_fixtures import REPO, wait_for
+from lab_fixtures import wait_for
 
 # The lab's ban policy: short enough for tests, the same on every Mac. Passed as extra vars so it
 # overrides the inventory, exactly as an admin would pin it for a remediation run.
@@ -129,13 +124,4 @@ def fleet(lab):
 
 def run_module_on(lab, host: str, module: str, args: dict, *extra: str) -> tuple[int, dict]:
     """Run `module` on one lab host with ad hoc `ansible` (`extra`: e.g. "--check"); return (exit code, result)."""
-    # No "-a" without arguments: ansible takes "-a {}" for raw params, which modules refuse.
-    argv = [str(Path(sys.executable).with_name("ansible")), host, "-i", str(lab.inventory_path), "-m", module,
-            *(["-a", json.dumps(args)] if args else []), *extra]  # fmt: skip
-    env = {**os.environ, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}
-    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-                          stdin=subprocess.DEVNULL)  # fmt: skip
-    try:
-        return proc.returncode, json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"][host]
-    except (ValueError, LookupError):
-        pytest.fail(f"$ {' '.join(argv)}\nexit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return lab.adhoc(host, module, args, *extra, timeout=300)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pfguard_lab
 import pytest
-from fleet_fixtures import BREW_PREFIX, MACS, breaking
+from fleet_fixtures import BREW_PREFIX, MACS, breaking, run_module_on
 from lab_fixtures import wait_for
 
 pytest_plugins = ["lab_fixtures", "fleet_fixtures"]
@@ -134,6 +134,27 @@ def test_converged_fleet_is_protected(fleet):
     run, verdicts = run_doctor(fleet)
     assert run.returncode == 0, str(run)
     assert verdicts == dict.fromkeys(MACS, PROTECTED), str(run)
+
+
+def test_ipv6_bans_leave_the_fleet_protected(fleet):
+    """An IPv6 ban in fail2ban's table (through the pfguard-pf action): the doctor reads every link as before and
+    pf_facts counts the IPv6 entry."""
+    attacker6 = "2001:db8:100:ff::200"  # the lab's attacker (docs/lab-design.md "Dual stack")
+    banned = fleet.fail2ban_client("mac1", "set", "sshd", "banip", attacker6)
+    try:
+        assert banned.returncode == 0, banned.stderr
+        wait_for(lambda: fleet.f2b_banned("mac1") == [attacker6], 10, what="the IPv6 ban in f2b-sshd on mac1")
+        run, verdicts = run_doctor(fleet)
+        assert run.returncode == 0, str(run)
+        assert verdicts == dict.fromkeys(MACS, PROTECTED), str(run)
+        code, facts = run_module_on(fleet.lab, "mac1", "pfguard.macos.pf_facts", {})
+        assert code == 0, facts
+        tables = {(t["anchor"], t["name"]): t for t in facts["ansible_facts"]["pf"]["tables"]}
+        assert tables[("f2b/sshd", "f2b-sshd")]["count"] == 1 and tables[("f2b/sshd", "f2b-sshd")]["blocking"], tables
+    finally:
+        unbanned = fleet.fail2ban_client("mac1", "unban", attacker6)
+    assert unbanned.returncode == 0, unbanned.stderr
+    wait_for(lambda: not fleet.f2b_banned("mac1"), 10, what="f2b-sshd on mac1 to empty")
 
 
 def test_check_mode_is_protected_too(fleet):

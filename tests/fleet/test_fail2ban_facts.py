@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""pfguard.macos.fail2ban_facts run by real `ansible` over SSH against the fleet's real fail2ban 1.0.2:
-a real ban (and its history row) after an attack, the Homebrew prefix found on each Mac, check mode,
-and the states that are not failures (not installed, server not answering) versus a real failure."""
+"""pfguard.macos.fail2ban_facts run by real `ansible` over SSH against the fleet's real fail2ban (1.1.0 on mac1,
+1.0.2 on mac2: lab/pfguard_lab/data/fleet.yml): a real ban (and its history row) after an attack, the Homebrew
+prefix and the version found on each Mac, check mode, and the states that are not failures (not installed,
+server not answering) versus a real failure."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def test_a_ban_is_in_the_jail_and_in_the_history(fleet, attacker_banned_on_mac1)
     assert facts["installed"] is True and facts["running"] is True
     assert facts["client"] == f"{prefix}/bin/fail2ban-client"  # the default, found on its own
     assert facts["config_dir"] == f"{prefix}/etc/fail2ban"
-    assert facts["version"] == "1.0.2"
+    assert facts["version"] == "1.1.0"
     assert facts["dbfile"] == f"{prefix}/var/lib/fail2ban/fail2ban.sqlite3"
 
     sshd = facts["jails"]["sshd"]
@@ -80,7 +81,7 @@ def test_intel_prefix_on_mac2(fleet):
     assert facts["client"] == "/usr/local/bin/fail2ban-client"
     assert facts["config_dir"] == "/usr/local/etc/fail2ban"
     assert facts["dbfile"] == "/usr/local/var/lib/fail2ban/fail2ban.sqlite3"
-    assert facts["running"] is True
+    assert facts["running"] is True and facts["version"] == "1.0.2"
     assert facts["jails"]["sshd"]["banned"] == []
     assert facts["jails"]["sshd"]["logpaths"] == [AUTH_LOG]
 
@@ -111,7 +112,7 @@ def down_config(fleet):
 def test_a_server_that_does_not_answer_is_not_running(fleet, down_config):
     facts = facts_on(fleet, "mac1", {"config_dir": down_config, "history": True})
     assert facts["installed"] is True and facts["running"] is False
-    assert facts["version"] == "1.0.2"  # the client's own
+    assert facts["version"] == "1.1.0"  # the client's own
     assert facts["jails"] == {} and facts["dbfile"] is None and facts["history"] == []
 
 

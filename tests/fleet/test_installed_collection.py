@@ -8,12 +8,11 @@ by pfguard's roles without losing the user's own tasks."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 import yaml
 from fleet_fixtures import MACS, POLICY
-from lab_fixtures import PlaybookRun
+from lab_fixtures import PlaybookRun, run_playbook
 
 pytest_plugins = ["lab_fixtures", "fleet_fixtures", "collection_fixtures"]
 
@@ -45,12 +44,11 @@ def user(installed_collection, fleet, tmp_path_factory):
         installed_files = sorted(installed_collection.root.rglob("*"))
 
         def play(self, name: str, *args: str, extra_vars: dict | None = None) -> PlaybookRun:
-            argv = ["ansible-playbook", "-i", str(inventory), name, "-e", f"pfguard_hosts={GROUP}",
-                    "-e", json.dumps({**POLICY, **(extra_vars or {})}), *args]  # fmt: skip
-            env = {**installed_collection.env, "ANSIBLE_NOCOLOR": "1"}
-            proc = subprocess.run(argv, cwd=installed_collection.workdir, env=env, capture_output=True, text=True,
-                                  timeout=900, stdin=subprocess.DEVNULL)  # fmt: skip
-            return PlaybookRun(argv, proc)
+            # `ansible-playbook` from the PATH of the installed collection's environment, in its workdir.
+            return run_playbook(name, *args, inventory=inventory, executable="ansible-playbook",
+                                extra_vars={"pfguard_hosts": GROUP, **POLICY, **(extra_vars or {})},
+                                cwd=installed_collection.workdir, env=installed_collection.env,
+                                timeout=900)  # fmt: skip
 
         def set_group_var(self, name: str, value) -> None:
             (inventory / "group_vars" / f"{GROUP}.yml").write_text(yaml.safe_dump({**group_vars, name: value}))

@@ -72,7 +72,7 @@ def run_preflight(fleet, play, *args, changes=False, **extra_vars):
 
 
 # The lab fleet's macOS versions (lab/pfguard_lab/data/fleet.yml).
-LAB_VERSIONS = {"mac1": "14.5", "mac2": "15.1", "mac3": "12.7"}
+LAB_VERSIONS = {"mac1": "26.2", "mac2": "15.1", "mac3": "12.7"}
 
 
 def ready(host: str) -> list[str]:

@@ -14,8 +14,8 @@ import re
 import subprocess
 
 import pytest
-from fleet_fixtures import ATTACKER, MACS, POLICY
-from lab_fixtures import ANSIBLE_PLAYBOOK, REPO, wait_for
+from fleet_fixtures import ATTACKER, MACS, POLICY, breaking
+from lab_fixtures import wait_for
 
 pytest_plugins = ["lab_fixtures", "fleet_fixtures"]
 
@@ -193,6 +193,22 @@ def test_plays_refuse_bad_variables_before_any_change(clean, play_name, extra_va
     assert all(persisted(fleet, host) == [] for host in MACS)
 
 
+@pytest.mark.parametrize("play_name", ["ban", "unban", "sync"])
+def test_plays_refuse_a_mac_that_site_yml_has_not_set_up(clean, play_name):
+    """A Mac without pfguard's data directory is named with what to do, before anything changes there."""
+    fleet = clean
+    with breaking(fleet) as break_:
+        break_("mac2", "mv /var/db/pfguard /var/db/pfguard.away", "mv /var/db/pfguard.away /var/db/pfguard")
+        run = play(fleet, play_name, pfguard_ban=["203.0.113.9"], pfguard_unban=["203.0.113.9"])
+        assert run.returncode != 0, str(run)
+        assert "pfguard is not installed on mac2: run site.yml" in run.stdout, str(run)
+        assert run.recap["mac2"]["failed"] == 1 and run.recap["mac2"]["changed"] == 0, str(run)
+        assert "Traceback" not in run.stdout + run.stderr, str(run)
+        assert fleet.lab.sh("mac2", "ls -A /var/db").split().count("pfguard") == 0  # nothing made it up
+    if play_name == "ban":  # one Mac refused stops the ban everywhere before the first change
+        assert blocklists(fleet) == {host: [] for host in MACS}
+
+
 # Enough addresses that the module runs for seconds on a lab Mac, none near the lab's own networks.
 CUT_BAN = [f"100.{64 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}" for i in range(60000)]
 
@@ -200,6 +216,13 @@ CUT_BAN = [f"100.{64 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}" for i in range(600
 def module_running(fleet, host: str) -> bool:
     """Whether a module is running as root through sudo on the host (ansible's become marker)."""
     return "BECOME-SUCCESS" in fleet.lab.sh(host, "ps -eo args")
+
+
+def table_changing(fleet, host: str) -> bool:
+    """Whether a pfctl_table run holds its change lock on the host: the ban's changing run, not the
+    checks before it (a check-mode run takes no lock)."""
+    held = fleet.lab.exec(host, "flock", "-n", "-E", "75", "/var/run/pfguard.pfctl_table.lock", "true")
+    return held.returncode == 75
 
 
 def assert_consistent(fleet, host: str) -> None:
@@ -217,25 +240,17 @@ def test_a_ban_cut_in_the_middle_leaves_the_mac_consistent_and_a_rerun_completes
     fleet, host = clean, "mac1"
     extra = tmp_path / "ban.json"
     extra.write_text(json.dumps({**POLICY, "pfguard_ban": CUT_BAN}))
-    argv = [ANSIBLE_PLAYBOOK, "-i", str(fleet.lab.inventory_path), "playbooks/ban.yml", "--limit", host,
-            "-e", f"@{extra}"]  # fmt: skip
-    run = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           stdin=subprocess.DEVNULL)  # fmt: skip
-    try:
-        wait_for(lambda: module_running(fleet, host) or run.poll() is not None, 120, interval=0.1,
-                 what="pfctl_table running on the Mac")  # fmt: skip
-        assert run.poll() is None, "the play ended before it could be cut: " + run.stdout.read()
+    with fleet.lab.start_playbook("playbooks/ban.yml", "-e", f"@{extra}", limit=host, merge_stderr=True) as running:
+        wait_for(lambda: table_changing(fleet, host) or running.poll() is not None, 120, interval=0.1,
+                 what="pfctl_table changing the table on the Mac")  # fmt: skip
+        assert running.poll() is None, f"the play ended before it could be cut:\n{running.wait(0)}"
         if cut == "ssh":
             fleet.lab.sh(host, "pkill -KILL -f '^sshd: admin' || true")
         else:
             # The module is the python3 that sudo's `sh -c 'echo BECOME-SUCCESS-...; python3'` started.
             fleet.lab.sh(host, "for p in $(pgrep -f '[B]ECOME-SUCCESS'); do pkill -KILL -P $p; done; true")
-        output, _ = run.communicate(timeout=300)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
-    assert run.returncode != 0, output[-3000:]
+        run = running.wait(300)
+    assert run.returncode != 0, str(run)
     wait_for(lambda: not module_running(fleet, host), 120, what="the cut module to end")
     assert_consistent(fleet, host)
     again = fleet.lab.playbook("playbooks/ban.yml", "--limit", host, "-e", f"@{extra}")

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from html.parser import HTMLParser
 
 import pytest
 from fleet_fixtures import ATTACKER
-from lab_fixtures import ANSIBLE_PLAYBOOK, REPO, wait_for
+from lab_fixtures import REPO, run_playbook, wait_for
 
 pytest_plugins = ["lab_fixtures", "fleet_fixtures"]
 
 ATTACKED = ("mac1", "mac2")
+# mac3 is attacked over IPv6: the report lists that address and its /64 (docs/lab-design.md "Dual stack").
+ATTACKER6, ATTACKER6_NETWORK = "2001:db8:100:ff::200", "2001:db8:100:ff::/64"
 # Elements and attributes that would make the file run or load something (it must open offline).
 ACTIVE_TAGS = {"script", "link", "img", "iframe", "object", "embed", "image", "use", "foreignobject"}
 LOADING_ATTRIBUTES = {"src", "href", "xlink:href", "srcset", "action"}
@@ -88,9 +89,8 @@ def test_everything_from_hosts_is_escaped(tmp_path):
         ],
     }]  # fmt: skip
     (tmp_path / "play.yml").write_text(json.dumps(play))
-    run = subprocess.run([ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", str(tmp_path / "play.yml")], cwd=REPO,
-                         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
-    assert run.returncode == 0, run.stdout + run.stderr
+    run = run_playbook(tmp_path / "play.yml", "-c", "local", inventory="localhost,", timeout=120)
+    assert run.returncode == 0, str(run)
     html = out.read_text()
     page = Page(html)
     assert page.loads_nothing(), (page.tags, page.attributes)
@@ -105,7 +105,8 @@ def test_everything_from_hosts_is_escaped(tmp_path):
 
 @pytest.fixture(scope="module")
 def attacked_fleet(fleet):
-    """The attacker banned by fail2ban on mac1 and mac2, with no other ban on record anywhere."""
+    """The attacker banned by fail2ban on mac1 and mac2 (IPv4) and on mac3 (IPv6), with no other ban on record
+    anywhere."""
     fleet.unban_all()  # `unban --all` also deletes the jails' ban records, so the history starts empty
     try:
         for host in ATTACKED:
@@ -113,6 +114,10 @@ def attacked_fleet(fleet):
             assert attack.returncode == 0, attack.stdout + attack.stderr
             wait_for(lambda host=host: ATTACKER in fleet.f2b_banned(host), 30, what=f"fail2ban's ban on {host}",
                      detail=lambda host=host: fleet.fail2ban_client(host, "status", "sshd").stdout)  # fmt: skip
+        attack = fleet.lab.run("attack", "mac3", "--ipv6", "--failures", str(fleet.policy["pfguard_fail2ban_maxretry"]))
+        assert attack.returncode == 0, attack.stdout + attack.stderr
+        wait_for(lambda: ATTACKER6 in fleet.f2b_banned("mac3"), 30, what="fail2ban's IPv6 ban on mac3",
+                 detail=lambda: fleet.fail2ban_client("mac3", "status", "sshd").stdout)  # fmt: skip
         yield fleet
     finally:
         fleet.unban_all()
@@ -142,21 +147,24 @@ def test_html_report_names_the_bans(attacked_fleet, first_run):
         assert row[1:6] == ["running", "sshd", "1", ATTACKER, "1"], row
         assert int(row[6]) >= 1, row  # fail2ban's counter also counts earlier test modules' bans
         assert row[7] == str(len(attacked_fleet.blocklist(host))), row
-    assert by_host["mac3"][1:6] == ["running", "sshd", "0", "", "0"]
-    assert by_host["fleet"][1] == "2" and by_host["fleet"][3] == "2", by_host["fleet"]  # banned now, ban records
+    assert by_host["mac3"][1:6] == ["running", "sshd", "1", ATTACKER6, "1"], by_host["mac3"]
+    assert by_host["mac3"][7] == str(len(attacked_fleet.blocklist("mac3"))), by_host["mac3"]
+    assert by_host["fleet"][1] == "3" and by_host["fleet"][3] == "3", by_host["fleet"]  # banned now, ban records
 
     top = addresses[1]  # address, bans, hosts, banned on, last ban
     assert top[:4] == [ATTACKER, "2", "2", "mac1, mac2"], top
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", top[4]), top
-    assert f"newest ban {top[4]}" in html
+    assert addresses[2][:4] == [ATTACKER6, "1", "1", "mac3"], addresses[2]
+    assert f"newest ban {max(top[4], addresses[2][4])}" in html  # mac3's IPv6 ban came last
     assert networks[1][:5] == ["198.51.100.0/24", "2", "1", "2", "mac1, mac2"], networks[1]
+    assert networks[2][:5] == [ATTACKER6_NETWORK, "1", "1", "1", "mac3"], networks[2]
 
 
 def test_terminal_table(first_run):
     path, run = first_run
     summary = run.stdout[run.stdout.index("TASK [Summary of the fleet's bans]"):]
     lines = [line.strip() for line in summary.splitlines()]
-    assert "pfguard ban report: 3 hosts, 2 addresses banned now, 2 ban records" in summary, summary
+    assert "pfguard ban report: 3 hosts, 3 addresses banned now, 3 ban records" in summary, summary
     header = next(line for line in lines if line.startswith("host "))
     assert header.split()[:3] == ["host", "jail", "fail2ban"], header
     for host in ATTACKED:
@@ -164,7 +172,10 @@ def test_terminal_table(first_run):
         assert row.split()[:5] == [host, "sshd", "running", "1", "1"], row
     offenders = lines[lines.index("top offending addresses") + 2]
     assert offenders.split()[:3] == [ATTACKER, "2", "2"] and offenders.endswith("mac1, mac2"), offenders
+    offenders6 = lines[lines.index("top offending addresses") + 3]
+    assert offenders6.split()[:3] == [ATTACKER6, "1", "1"] and offenders6.endswith("mac3"), offenders6
     assert lines[lines.index("top networks") + 2].split()[:2] == ["198.51.100.0/24", "2"]
+    assert lines[lines.index("top networks") + 3].split()[:2] == [ATTACKER6_NETWORK, "1"]
     assert f"HTML report: {path}" in summary
 
 

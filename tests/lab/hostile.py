@@ -17,16 +17,14 @@ import os
 import re
 import shlex
 import stat
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from pfguard_lab.adhoc import QUIET, REPO
+from pfguard_lab.adhoc import QUIET
 
-ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 # `ansible` exits 2 when a host failed; a batch case reports the same when its rescue ran.
 HOST_FAILED = 2
 # ansible-core 2.19+ puts this in every failed result when tracebacks are off (ansible.posix.json
@@ -136,15 +134,13 @@ class Batch:
         play = {"name": "hostile input", "hosts": "localhost", "gather_facts": False}
         tasks = self._tasks(cases, watched, workdir / "digests.json")
         playbook.write_text(json.dumps([{**play, "tasks": tasks}]))
-        env = {**(os.environ if env is None else env), **QUIET}
-        if not text:
-            env.update(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
-        self.argv = [ANSIBLE_PLAYBOOK, *argv, str(playbook)]
-        # Output goes to files, not pipes: a batch nobody reads yet must not block on a full pipe.
-        self._files = workdir / "stdout", workdir / "stderr"
-        with open(self._files[0], "wb") as stdout, open(self._files[1], "wb") as stderr:
-            self._proc = subprocess.Popen(self.argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=stdout,
-                                          stderr=subprocess.STDOUT if text else stderr)  # fmt: skip
+        # Imported here, not at the top: this file also runs as the snapshot script, under -I.
+        from lab_fixtures import start_playbook
+
+        # The tests' one runner; its output goes to files, so a batch nobody reads yet never blocks.
+        self._run = start_playbook(playbook, *argv, env={**(os.environ if env is None else env), **QUIET},
+                                   json_output=not text, merge_stderr=text)  # fmt: skip
+        self.argv = self._run.argv
         self.returncode: int | None = None
         self.output = ""
         self._ran: dict[str, tuple[dict, float, str]] = {}  # task name: (result, seconds, output)
@@ -170,25 +166,19 @@ class Batch:
         return tasks
 
     def wait(self, timeout: float) -> Batch:
+        """Wait for the run (killed after `timeout` seconds: the cases that did not run fail, showing it)."""
         if self.returncode is None:
-            killed = ""
-            try:
-                self._proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-                killed = f"\n(killed after {timeout}s)"
-            self.returncode = self._proc.returncode
-            stdout, stderr = (path.read_text(errors="surrogateescape") for path in self._files)
-            self._ran = self._text_tasks(stdout) if self.text else self._json_tasks(stdout)
-            self.output = stdout + stderr + killed
+            run = self._run.finish(timeout)
+            self.returncode = run.returncode
+            self._ran = self._text_tasks(run.stdout) if self.text else self._json_tasks(run.data)
+            self.output = run.stdout + run.stderr + (f"\n{run.hung_message()}" if run.hung_after is not None else "")
         return self
 
     @staticmethod
-    def _json_tasks(stdout: str) -> dict[str, tuple[dict, float, str]]:
+    def _json_tasks(document: dict | None) -> dict[str, tuple[dict, float, str]]:
         try:
-            tasks = json.loads(stdout)["plays"][0]["tasks"]
-        except (ValueError, LookupError):
+            tasks = document["plays"][0]["tasks"]
+        except (TypeError, LookupError):
             return {}
         ran = {}
         for task in tasks:

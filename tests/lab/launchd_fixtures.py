@@ -10,24 +10,18 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
+import lab_fixtures
 from pfguard_lab.commands import write_wrapper
 
 STARTUP_TIMEOUT = 10.0
 
 
-def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05):
-    """Poll `predicate` until it returns something truthy; returns that value or None on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(interval)
+def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05, what: str = "condition", detail=None):
+    """lab_fixtures.wait_for at the local emulator's pace (5 s, every 50 ms): returns the first truthy
+    value of `predicate()`, fails the test on timeout."""
+    return lab_fixtures.wait_for(predicate, timeout, interval, what, detail)
 
 
 def pid_alive(pid: int) -> bool:
@@ -98,8 +92,8 @@ class LaunchdRoot:
                 [str(self.path("/sbin/launchd"))], stdout=console, stderr=subprocess.STDOUT,
                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LEAKED_FROM_PARENT": "1"},
             )
-        if not wait_for(lambda: self.socket.exists() or self.process.poll() is not None, STARTUP_TIMEOUT):
-            raise RuntimeError("launchd did not create its socket")
+        wait_for(lambda: self.socket.exists() or self.process.poll() is not None, STARTUP_TIMEOUT,
+                 what="launchd to create its socket", detail=self.console.read_text)  # fmt: skip
         if self.process.poll() is not None:
             raise RuntimeError(f"launchd exited: {self.console.read_text()}")
         return self.process
@@ -121,7 +115,7 @@ class LaunchdRoot:
             entry = self.list_entry(label)
             return int(entry[0]) if entry and entry[0] != "-" else None
 
-        return wait_for(pid, timeout)
+        return wait_for(pid, timeout, what=f"{label} to run")
 
     def stop(self, timeout: float = 10.0) -> int | None:
         if self.process is None or self.process.poll() is not None:

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""brew for the admin user, backed by the machine's fail2ban (docs/reference/fail2ban.md#homebrew-packaging,
+"""brew for the admin user, backed by a real fail2ban of the Mac's fail2ban_version (1.1.0 by default: the
+lab's cache; 1.0.2: the machine's package) (docs/reference/fail2ban.md#homebrew-packaging,
 docs/reference/ansible.md#homebrew-modules)."""
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from lab_fixtures import wait_for
+from pfguard_lab import fail2ban_dist
 from pfguard_lab.emulators import brew
 from ulog_fixtures import ADMIN_GID, ADMIN_UID, lab_env, make_root, remove_root, run_as_admin, system_python_launcher
 
 PREFIX = "/opt/homebrew"
+DEFAULT = fail2ban_dist.DEFAULT_VERSION  # a Mac whose host.json names no fail2ban_version
 ROOT_ERROR = (
     "Error: Running Homebrew as root is extremely dangerous and no longer supported.\n"
     "As Homebrew does not drop privileges on installation you would be giving all\n"
@@ -36,10 +39,15 @@ def tree_digest(directory: Path) -> str:
 
 
 class Mac:
-    """A temp root with admin (uid 501) and a provisioned Homebrew prefix."""
+    """A temp root with admin (uid 501) and a provisioned Homebrew prefix; `version` goes into host.json."""
 
-    def __init__(self):
+    def __init__(self, version: str | None = None):
         self.root = make_root(None)
+        if version is not None:
+            facts = self.root / "var/db/.pfguard-lab/host.json"
+            facts.parent.mkdir(parents=True)
+            facts.write_text(json.dumps({"name": "mac1", "os_version": "26.2", "fail2ban_version": version}))
+        self.version = version or DEFAULT
         (self.root / "etc").mkdir()
         (self.root / "etc/passwd").write_text(f"admin:x:{ADMIN_UID}:{ADMIN_GID}:Administrator:/Users/admin:/bin/zsh\n")
         self.wrapper = brew.provision(self.root, PREFIX, "admin")
@@ -60,10 +68,11 @@ class Mac:
 
 
 @pytest.fixture
-def mac():
+def mac(request):
+    """Parametrize indirectly with a fail2ban_version; none: host.json names none (the default)."""
     machine = None
     try:
-        machine = Mac()
+        machine = Mac(getattr(request, "param", None))
         yield machine
     finally:
         if machine is not None:
@@ -102,23 +111,36 @@ def test_root_is_refused_except_services_and_prefix(mac):
     assert services.returncode == 0 and ROOT_ERROR not in services.stderr
 
 
+# Homebrew's fail2ban.rb at each version (docs/reference/fail2ban.md#homebrew-packaging).
+FORMULA = {"1.0.2": (0, ["python@3.11"]), "1.1.0": (2, ["python@3.13"])}
+
+
+@pytest.mark.parametrize("mac", ["1.0.2", "1.1.0"], indirect=True)
 def test_install_produces_homebrews_layout(mac):
-    system_config = tree_digest(Path("/etc/fail2ban"))
+    version = mac.version
+    release = fail2ban_dist.release(version)
+    system_config, cache = tree_digest(Path("/etc/fail2ban")), tree_digest(release.config_dir)
     before = json.loads(mac.brew("info", "--json=v2", "fail2ban").stdout)["formulae"][0]
     assert (before["name"], before["installed"], before["linked_keg"]) == ("fail2ban", [], None)
+    assert before["versions"]["stable"] == version
+    assert (before["revision"], before["dependencies"]) == FORMULA[version]
 
     result = mac.brew("install", "fail2ban")
     assert result.returncode == 0, result.stderr
-    assert "==> Pouring fail2ban--1.0.2" in result.stdout
+    assert f"==> Pouring fail2ban--{version}.all.bottle.tar.gz" in result.stdout
     assert f"You must enable any jails by editing:\n  {PREFIX}/etc/fail2ban/jail.conf" in result.stdout
-    assert f"{PREFIX}/Cellar/fail2ban/1.0.2: " in result.stdout
+    assert f"{PREFIX}/Cellar/fail2ban/{version}: " in result.stdout
 
-    keg = mac.prefix / "Cellar/fail2ban/1.0.2"
+    keg = mac.prefix / f"Cellar/fail2ban/{version}"
     for tool in ("fail2ban-client", "fail2ban-server", "fail2ban-regex"):
         assert os.access(keg / "bin" / tool, os.X_OK)
-        assert os.readlink(mac.prefix / "bin" / tool) == f"../Cellar/fail2ban/1.0.2/bin/{tool}"
+        assert os.readlink(mac.prefix / "bin" / tool) == f"../Cellar/fail2ban/{version}/bin/{tool}"
         assert (keg / "bin" / tool).stat().st_uid == ADMIN_UID
-    assert os.readlink(mac.prefix / "opt/fail2ban") == "../Cellar/fail2ban/1.0.2"
+    assert os.readlink(mac.prefix / "opt/fail2ban") == f"../Cellar/fail2ban/{version}"
+    # The keg runs that release's real code: the client's own version, and the release's executable.
+    client = mac.fail2ban("fail2ban-client", "-V")
+    assert (client.returncode, client.stdout.strip()) == (0, version), client.stderr
+    assert str(release.executable("fail2ban-client")) in (keg / "bin/fail2ban-client").read_text()
     for directory in ("var/run/fail2ban", "var/lib/fail2ban", "var/log"):
         assert (mac.prefix / directory).is_dir()
 
@@ -134,24 +156,41 @@ def test_install_produces_homebrews_layout(mac):
     assert f"{disk_prefix}/etc/hosts.deny" in (etc / "action.d/hostsdeny.conf").read_text()
     assert f"apache_error_log = {disk_prefix}/var/log/apache2/" in (etc / "paths-common.conf").read_text()
     osx = (etc / "paths-osx.conf").read_text()
-    assert osx == (brew.DATA_DIR / "paths-osx.conf").read_text()
-    assert "syslog_authpriv = /var/log/secure.log" in osx and "banaction" not in osx  # 1.0.x, not rewritten
+    assert osx == release.paths_osx.read_text()
+    assert "syslog_authpriv = /var/log/secure.log" in osx and "banaction" not in osx  # 1.0.x/1.1.0, not rewritten
+    # Upstream's sshd filter of that version, as Homebrew builds from the upstream source: 1.1.0's still
+    # has `_daemon = sshd` (Debian's 1.1.0-8 package patches in sshd-session; the Mac gets no such patch).
+    assert "\n_daemon = sshd\n" in (etc / "filter.d/sshd.conf").read_text()
 
     after = json.loads(mac.brew("info", "--json=v2", "fail2ban").stdout)["formulae"][0]
-    assert after["installed"][0]["version"] == "1.0.2" and after["linked_keg"] == "1.0.2"
+    assert after["installed"][0]["version"] == version and after["linked_keg"] == version
     assert after["service"]["require_root"] is True
     listing = json.loads(mac.brew("info", "--json=v2", "--installed").stdout)
     assert [f["full_name"] for f in listing["formulae"]] == ["fail2ban"] and listing["casks"] == []
     assert mac.brew("list", "--formula").stdout == "fail2ban\n"
-    assert mac.brew("list", "--versions").stdout == "fail2ban 1.0.2\n"
+    assert mac.brew("list", "--versions").stdout == f"fail2ban {version}\n"
     assert tree_digest(Path("/etc/fail2ban")) == system_config, "the machine's /etc/fail2ban is only read"
+    assert tree_digest(release.config_dir) == cache, "the release's configuration is only read"
+
+
+def test_the_version_comes_from_host_json_and_a_bad_one_is_refused(mac):
+    assert mac.version == DEFAULT == "1.1.0"  # host.json without fail2ban_version: what Homebrew pours today
+    assert json.loads(mac.brew("info", "--json=v2", "fail2ban").stdout)["formulae"][0]["versions"]["stable"] == DEFAULT
+    facts = mac.root / "var/db/.pfguard-lab/host.json"
+    facts.parent.mkdir(parents=True)
+    facts.write_text(json.dumps({"name": "mac1", "fail2ban_version": "0.9.7"}))
+    bad = mac.brew("info", "--json=v2", "fail2ban")
+    assert (bad.returncode, bad.stdout) == (1, "")
+    assert bad.stderr == ("Error: var/db/.pfguard-lab/host.json: fail2ban_version '0.9.7': the lab has "
+                          "1.0.2, 1.1.0\n")  # fmt: skip
+    assert not (mac.prefix / "Cellar/fail2ban").exists()
 
 
 def test_commands_community_general_homebrew_runs(installed):
     mac = installed
     again = mac.brew("install", "fail2ban")
     assert again.returncode == 0
-    assert again.stderr.startswith("Warning: fail2ban 1.0.2 is already installed and up-to-date.")
+    assert again.stderr.startswith(f"Warning: fail2ban {DEFAULT} is already installed and up-to-date.")
     assert mac.brew("update").stdout == "Already up-to-date.\n"
     assert mac.brew("outdated").stdout == ""
     assert json.loads(mac.brew("outdated", "--json=v2").stdout) == {"formulae": [], "casks": []}
@@ -163,10 +202,10 @@ def test_commands_community_general_homebrew_runs(installed):
     bad = mac.brew("install", "--frobnicate", "fail2ban")
     assert bad.returncode == 1 and "invalid option: --frobnicate" in bad.stderr
     unlinked = mac.brew("unlink", "fail2ban")
-    assert unlinked.stdout == f"Unlinking {PREFIX}/Cellar/fail2ban/1.0.2... 3 symlinks removed.\n"
+    assert unlinked.stdout == f"Unlinking {PREFIX}/Cellar/fail2ban/{DEFAULT}... 3 symlinks removed.\n"
     assert not (mac.prefix / "bin/fail2ban-client").exists()
     assert json.loads(mac.brew("info", "--json=v2", "fail2ban").stdout)["formulae"][0]["linked_keg"] is None
-    assert mac.brew("link", "fail2ban").stdout == f"Linking {PREFIX}/Cellar/fail2ban/1.0.2... 3 symlinks created.\n"
+    assert mac.brew("link", "fail2ban").stdout == f"Linking {PREFIX}/Cellar/fail2ban/{DEFAULT}... 3 symlinks created.\n"
     assert (mac.prefix / "bin/fail2ban-client").exists()
 
 
@@ -174,7 +213,7 @@ def test_uninstall_keeps_configuration(installed):
     mac = installed
     result = mac.brew("uninstall", "--force", "fail2ban")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(f"Uninstalling {PREFIX}/Cellar/fail2ban/1.0.2... (")
+    assert result.stdout.startswith(f"Uninstalling {PREFIX}/Cellar/fail2ban/{DEFAULT}... (")
     assert "may be fail2ban configuration files and have not been removed" in result.stderr
     assert not (mac.prefix / "Cellar/fail2ban").exists()
     assert not (mac.prefix / "opt/fail2ban").is_symlink() and not (mac.prefix / "bin/fail2ban-client").is_symlink()
@@ -203,6 +242,7 @@ def test_services_report_and_refuse(installed):
     assert b"<string>-x</string>" in plist.read_bytes()
 
 
+@pytest.mark.parametrize("mac", ["1.0.2", "1.1.0"], indirect=True)
 def test_installed_fail2ban_runs_with_the_prefix_config(installed):
     mac = installed
     config_test = mac.fail2ban("fail2ban-client", "-t")
@@ -223,11 +263,11 @@ def test_installed_fail2ban_runs_with_the_prefix_config(installed):
     try:
         started = mac.fail2ban("fail2ban-client", "start")
         assert started.returncode == 0, started.stderr
-        deadline = time.monotonic() + 30
-        while not (sock.is_socket() and pidfile.exists()) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for(lambda: sock.is_socket() and pidfile.exists(), 30, interval=0.1, fail=False)
         assert sock.is_socket(), "fail2ban-server's socket lands under the prefix"
         assert mac.fail2ban("fail2ban-client", "ping").stdout.strip() == "Server replied: pong"
+        # The server the client started runs the same release (its PYTHONPATH reached it).
+        assert mac.fail2ban("fail2ban-client", "version").stdout.strip() == mac.version
         assert (mac.prefix / "var/lib/fail2ban/fail2ban.sqlite3").exists()
         assert (mac.prefix / "var/log/fail2ban.log").exists()
     finally:

@@ -13,7 +13,7 @@ from pfguard_lab import cli, fleet, netns
 pytest_plugins = ["lab_fixtures"]
 
 DEFAULT_FLEET = {
-    "mac1": ("198.51.100.11", "14.5", "arm64", "/opt/homebrew", False),
+    "mac1": ("198.51.100.11", "26.2", "arm64", "/opt/homebrew", False),
     "mac2": ("198.51.100.12", "15.1", "x86_64", "/usr/local", False),
     "mac3": ("198.51.100.13", "12.7", "arm64", "/opt/homebrew", True),
 }
@@ -45,10 +45,12 @@ def test_fleet_spec_cycles_profiles_and_rejects_bad_specs(tmp_path):
     hosts, controller = fleet.load_spec(mac_count=5)
     assert controller == "198.51.100.1/24"
     macs = [h for h in hosts if h.is_mac]
-    assert [(h.name, h.address, h.os_version) for h in macs] == [
-        ("mac1", "198.51.100.11", "14.5"), ("mac2", "198.51.100.12", "15.1"), ("mac3", "198.51.100.13", "12.7"),
-        ("mac4", "198.51.100.14", "14.5"), ("mac5", "198.51.100.15", "15.1"),
+    assert [(h.name, h.address, h.os_version, h.fail2ban_version) for h in macs] == [
+        ("mac1", "198.51.100.11", "26.2", "1.1.0"), ("mac2", "198.51.100.12", "15.1", "1.0.2"),
+        ("mac3", "198.51.100.13", "12.7", "1.1.0"), ("mac4", "198.51.100.14", "26.2", "1.1.0"),
+        ("mac5", "198.51.100.15", "15.1", "1.0.2"),
     ]  # fmt: skip
+    assert macs[0].facts()["fail2ban_version"] == "1.1.0"  # host.json: what the brew emulator pours
     assert [(h.name, h.role, h.address) for h in hosts if not h.is_mac] == [
         ("trusted", "trusted", "198.51.100.50"), ("attacker", "attacker", "198.51.100.200"),
     ]  # fmt: skip
@@ -58,6 +60,12 @@ def test_fleet_spec_cycles_profiles_and_rejects_bad_specs(tmp_path):
     bad.write_text("macs:\n  - {name: m1, os_version: '14.5', build: X, arch: ppc, brew_prefix: /opt/homebrew}\n")
     with pytest.raises(fleet.LabError, match="arch must be one of arm64, x86_64"):
         fleet.load_spec(bad)
+    bad.write_text("macs:\n  - {name: m1, os_version: '26.2', build: X, arch: arm64, brew_prefix: /opt/homebrew,"
+                   " fail2ban_version: '0.9.7'}\n")  # fmt: skip
+    with pytest.raises(fleet.LabError, match=r"macs\[0\]: fail2ban_version '0.9.7': the lab has 1.0.2, 1.1.0"):
+        fleet.load_spec(bad)
+    bad.write_text("macs:\n  - {name: m1, os_version: '26.2', build: X, arch: arm64, brew_prefix: /opt/homebrew}\n")
+    assert fleet.load_spec(bad)[0][0].fail2ban_version == "1.1.0"  # the default: what Homebrew pours today
 
 
 def test_up_refuses_while_a_lab_is_up(lab):
@@ -97,7 +105,7 @@ def test_inventory(lab):
     assert "admin_password" in group["ansible_become_password"]
     assert group["ansible_python_interpreter"] == "/usr/bin/python3"
     assert group["ansible_ssh_common_args"] == "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
-    assert group["pfguard_trusted_networks"] == ["198.51.100.0/25"]
+    assert group["pfguard_trusted_networks"] == ["198.51.100.0/25", "2001:db8:100::/64"]  # both families
     assert group["pfguard_assume_darwin"] is True
     key = group["ansible_ssh_private_key_file"]
     assert os.stat(key).st_mode & 0o777 == 0o600
@@ -132,4 +140,4 @@ def test_down_after_a_crash_leaves_nothing_and_is_idempotent(lab):
     macs = lab.macs()
     assert list(macs) == ["mac1", "mac2", "mac3", "mac4"]
     assert macs["mac4"]["ansible_host"] == "198.51.100.14"
-    assert (macs["mac4"]["lab_os_version"], macs["mac4"]["lab_arch"]) == ("14.5", "arm64")
+    assert (macs["mac4"]["lab_os_version"], macs["mac4"]["lab_arch"]) == ("26.2", "arm64")

@@ -220,7 +220,7 @@ exit 3
                         KeepAlive={"SuccessfulExit": False}))
     lab.start()  # SuccessfulExit implies a first run at load
     assert wait_for(lambda: lab.list_entry("com.test.flaky") == ("-", "0"), 5)
-    time.sleep(1.5)
+    time.sleep(1.5)  # past ThrottleInterval: a third run, which must not come, would have started by now
     assert counter.read_text().strip() == "2"
     assert lab.list_entry("com.test.flaky") == ("-", "0")
 
@@ -235,7 +235,7 @@ def test_start_interval_and_launch_only_once(lab):
     assert wait_for(lambda: lab.read("/var/tmp/interval").count("tick") >= 2, 4)
     assert wait_for(lambda: lab.read("/var/tmp/interval.once") == "once\n")
     lab.launchctl("kickstart", "system/com.test.once")
-    time.sleep(0.3)
+    time.sleep(0.3)  # time for the second run that LaunchOnlyOnce must refuse
     assert lab.read("/var/tmp/interval.once") == "once\n"
 
 
@@ -489,7 +489,7 @@ exit 0
     pids = [lab.running_pid("com.test.a"), lab.running_pid("com.test.b")]
     assert all(pids)
     detached = int(wait_for(lambda: lab.read("/var/tmp/detached.pid").strip()))
-    time.sleep(0.5)
+    time.sleep(0.5)  # the orphans' `sleep 0.1` has ended: launchd must have reaped them by now
 
     def zombie_children():
         zombies = []
@@ -523,7 +523,7 @@ def test_watch_paths_and_path_state_start_jobs(lab):
     lab.write_plist(job("com.test.pathstate", "/usr/local/bin/sleeper",
                         KeepAlive={"PathState": {"/var/tmp/flag": True}}))
     lab.start()
-    time.sleep(1.2)
+    time.sleep(1.2)  # past ThrottleInterval: a watch that fired without a change would show by now
     assert lab.read("/var/tmp/watch-runs") == ""
     assert lab.list_entry("com.test.pathstate") == ("-", "0")
 

@@ -17,6 +17,7 @@ import time
 
 import pytest
 from hostile import assert_refused
+from lab_fixtures import wait_for
 
 pytest_plugins = ["lab_fixtures"]
 pytestmark = pytest.mark.timeout(600)
@@ -76,10 +77,7 @@ def snapshot(lab) -> tuple:
 
 
 def wait_gone(lab, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while printed(lab)[0] != 113:
-        assert time.monotonic() < deadline, f"{TARGET} still loaded after {timeout}s"
-        time.sleep(0.2)
+    wait_for(lambda: printed(lab)[0] == 113, timeout, interval=0.2, what=f"{TARGET} to be unloaded")
 
 
 def unload_raw(lab, disable: bool = False) -> None:
@@ -98,13 +96,11 @@ def load_raw(lab) -> int:
 
 
 def wait_pid(lab, other_than: str | None = None, timeout: float = 20) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
+    def new_pid():
         pid = printed(lab)[1].get("pid")
-        if pid and pid != other_than:
-            return pid
-        assert time.monotonic() < deadline, f"{TARGET} has no (new) pid after {timeout}s"
-        time.sleep(0.2)
+        return pid if pid and pid != other_than else None
+
+    return wait_for(new_pid, timeout, interval=0.2, what=f"{TARGET} to run with a (new) pid")
 
 
 def alive(lab, pid) -> bool:
@@ -141,10 +137,7 @@ def job(lab):
         launchctl(lab, "bootout", TARGET)
         launchctl(lab, "enable", TARGET)
         lab.exec(MAC, "/bin/sh", "-c", f"rm -f {DAEMONS}/{LABEL}*.plist; rm -rf {TEST_DIR}; pkill -f {HUNG}")
-        deadline = time.monotonic() + 20
-        while printed(lab)[0] != 113 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert printed(lab)[0] == 113, f"{TARGET} is still loaded after the tests"
+        wait_gone(lab)
 
 
 def test_loads_then_a_second_run_changes_nothing(job):

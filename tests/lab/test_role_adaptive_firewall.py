@@ -9,23 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from lab_fixtures import PlaybookRun
 
 pytest_plugins = ["lab_fixtures"]
 
-REPO = Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 AFCTL = "/Applications/Server.app/Contents/ServerRoot/usr/libexec/afctl"
 AF_ANCHOR = "com.apple/400.AdaptiveFirewall"
 ATTACKER = "198.51.100.200"
-TRUSTED = "198.51.100.0/25"  # the lab inventory's pfguard_trusted_networks
+TRUSTED = "198.51.100.0/25"  # the lab inventory's pfguard_trusted_networks (IPv4, then IPv6)
+TRUSTED6 = "2001:db8:100::/64"
 APPLE_ENTRY = "192.0.2.53"  # what `afctl -c` would whitelist (a name server): pfguard must leave it alone
-ROLE = "pfguard.macos.adaptive_firewall"
 RECORD = "/var/db/pfguard/adaptive_firewall.json"
 # Every file the role or afctl could change on mac3 (af_state lives on the per-boot /var/run).
 WATCHED = (
@@ -50,44 +45,6 @@ PLAYBOOK = """\
 SETTINGS = {"pfguard_adaptive_firewall_block_time": 60, "pfguard_adaptive_firewall_threshold": 5}
 
 
-class Run:
-    def __init__(self, proc: subprocess.CompletedProcess):
-        self.proc = proc
-        try:
-            self.data = json.loads(proc.stdout)
-        except json.JSONDecodeError:
-            message = f"ansible-playbook printed no JSON:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-            raise AssertionError(message) from None
-        self.stats = self.data["stats"]
-
-    def changed(self, host: str) -> int:
-        return self.stats[host]["changed"]
-
-    def ok(self) -> bool:
-        return self.proc.returncode == 0 and all(
-            s["failures"] == 0 and s["unreachable"] == 0 for s in self.stats.values()
-        )  # fmt: skip
-
-    def results(self, host: str, task_name: str) -> list[dict]:
-        return [
-            task["hosts"][host]
-            for play in self.data["plays"]
-            for task in play["tasks"]
-            if task["task"]["name"] in (task_name, f"{ROLE} : {task_name}") and host in task["hosts"]
-        ]
-
-    def changed_tasks(self, host: str) -> list[str]:
-        return [
-            task["task"]["name"].removeprefix(f"{ROLE} : ")
-            for play in self.data["plays"]
-            for task in play["tasks"]
-            if task["hosts"].get(host, {}).get("changed")
-        ]
-
-    def __str__(self) -> str:
-        return self.proc.stdout[-4000:] + self.proc.stderr[-2000:]
-
-
 @pytest.fixture(scope="module")
 def fleet(lab, tmp_path_factory):
     """The lab with an Apple-style whitelist entry on mac3, and a way to apply the role to mac1 and mac3;
@@ -95,13 +52,9 @@ def fleet(lab, tmp_path_factory):
     playbook = tmp_path_factory.mktemp("adaptive_firewall") / "play.yml"
     playbook.write_text(PLAYBOOK)
 
-    def apply(*extra: str, **extra_vars) -> Run:
-        args = [ANSIBLE_PLAYBOOK, "-i", str(lab.inventory_path), str(playbook), *extra]
-        if extra_vars:
-            args += ["-e", json.dumps(extra_vars)]
-        env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1")
-        proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
-        return Run(proc)
+    def apply(*extra: str, **extra_vars) -> PlaybookRun:
+        """The play with the JSON callback (results as data); `extra`: ansible-playbook options."""
+        return lab.playbook(playbook, *extra, extra_vars=extra_vars, json_output=True, timeout=300)
 
     assert lab.exec("mac3", AFCTL, "-w", APPLE_ENTRY).returncode == 0
     try:
@@ -137,19 +90,19 @@ def record(lab) -> dict:
 def test_check_mode_on_a_fresh_host_reports_changes_and_changes_no_file(lab, fleet):
     before = fingerprint(lab, "mac3")
     run = fleet("--check", "--diff", **SETTINGS)
-    assert run.ok(), run
-    assert run.changed("mac3") > 0
+    assert run.ok(), str(run)
+    assert run.changed()["mac3"] > 0
     assert fingerprint(lab, "mac3") == before
     assert lines(lab, "mac3", "/var/db/af/whitelist") == [APPLE_ENTRY]
 
 
 def test_apply_whitelists_trusted_networks_on_mac3_and_skips_mac1(lab, fleet):
     run = fleet(**SETTINGS)
-    assert run.ok(), run
-    assert lines(lab, "mac3", "/var/db/af/whitelist") == [APPLE_ENTRY, TRUSTED]
+    assert run.ok(), str(run)
+    assert lines(lab, "mac3", "/var/db/af/whitelist") == [APPLE_ENTRY, TRUSTED, TRUSTED6]
     assert record(lab) == {
         "original_settings": {"block_time": 15, "state": "disabled", "threshold": 10},
-        "whitelist_added": [TRUSTED],
+        "whitelist_added": [TRUSTED, TRUSTED6],
         "written_by": "pfguard.macos.adaptive_firewall (ansible-managed); read by pfguard_state: absent",
     }
     assert "<string>60</string>" in lab.sh("mac3", "cat /etc/af.plist")
@@ -157,15 +110,15 @@ def test_apply_whitelists_trusted_networks_on_mac3_and_skips_mac1(lab, fleet):
     assert configured[0]["settings"] == {"state": "enabled", "block_time": 60, "threshold": 5}
     skipped = run.results("mac1", "Explain why Adaptive Firewall is skipped")
     assert skipped and f"mac1 has no {AFCTL}" in skipped[0]["msg"]
-    assert run.stats["mac1"]["failures"] == 0 and run.changed("mac1") == 0
+    assert run.recap["mac1"]["failed"] == 0 and run.changed()["mac1"] == 0
     assert run.results("mac1", "Show that the play goes on after the role"), "mac1 must not be ended"
     assert lab.exec("mac1", "test", "-e", RECORD).returncode == 1
 
 
 def test_second_run_changes_nothing(lab, fleet):
     run = fleet(**SETTINGS)
-    assert run.ok(), run
-    assert run.changed("mac3") == 0 and run.changed("mac1") == 0, run.changed_tasks("mac3")
+    assert run.ok(), str(run)
+    assert run.changed()["mac3"] == 0 and run.changed()["mac1"] == 0, run.changed_tasks("mac3")
 
 
 def test_unblock_removes_the_address_from_blacklist_and_table(lab, fleet):
@@ -174,17 +127,17 @@ def test_unblock_removes_the_address_from_blacklist_and_table(lab, fleet):
     assert ATTACKER in lines(lab, "mac3", "/var/db/af/blacklist")
     assert blocked_hosts(lab, "mac3").split() == [ATTACKER]
     run = fleet(pfguard_adaptive_firewall_unblock=[ATTACKER], **SETTINGS)
-    assert run.ok(), run
+    assert run.ok(), str(run)
     assert run.changed_tasks("mac3") == ["Whitelist the trusted networks and apply Adaptive Firewall's settings"]
     assert ATTACKER not in lines(lab, "mac3", "/var/db/af/blacklist")
     assert blocked_hosts(lab, "mac3").split() == []
     again = fleet(pfguard_adaptive_firewall_unblock=[ATTACKER], **SETTINGS)
-    assert again.ok() and again.changed("mac3") == 0, again
+    assert again.ok() and again.changed()["mac3"] == 0, f"{again.changed_tasks('mac3')}\n{again}"
 
 
 def test_a_network_no_longer_trusted_leaves_the_whitelist(lab, fleet):
     run = fleet(pfguard_trusted_networks=["198.51.100.0/26"], **SETTINGS)
-    assert run.ok(), run
+    assert run.ok(), str(run)
     assert lines(lab, "mac3", "/var/db/af/whitelist") == [APPLE_ENTRY, "198.51.100.0/26"]
     assert record(lab)["whitelist_added"] == ["198.51.100.0/26"]
     assert record(lab)["original_settings"]["block_time"] == 15, "the first value seen is kept"
@@ -192,10 +145,10 @@ def test_a_network_no_longer_trusted_leaves_the_whitelist(lab, fleet):
 
 def test_absent_removes_what_pfguard_added_and_restores_settings(lab, fleet):
     run = fleet(pfguard_state="absent")
-    assert run.ok(), run
+    assert run.ok(), str(run)
     assert lines(lab, "mac3", "/var/db/af/whitelist") == [APPLE_ENTRY]
     assert lab.exec("mac3", "test", "-e", RECORD).returncode == 1
     assert "<string>15</string>" in lab.sh("mac3", "cat /etc/af.plist")
     assert "<false/>" in lab.sh("mac3", "cat /var/run/af_state")
     again = fleet(pfguard_state="absent")
-    assert again.ok() and again.changed("mac3") == 0 and again.changed("mac1") == 0, again
+    assert again.ok() and again.changed()["mac3"] == 0 and again.changed()["mac1"] == 0, str(again)

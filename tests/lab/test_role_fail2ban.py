@@ -1,12 +1,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Role pfguard.macos.fail2ban on the lab's mac1 (macOS 14, /opt/homebrew) and mac2 (macOS 15, /usr/local).
+"""Role pfguard.macos.fail2ban on the lab's mac1 (macOS 26, fail2ban 1.1.0, /opt/homebrew) and mac2 (macOS 15,
+fail2ban 1.0.2, /usr/local): the role detects the version Homebrew installed, and both ban.
 
 Run under the lab lock: `flock /tmp/pfguard-lab.lock .venv/bin/pytest -q tests/lab/test_role_fail2ban.py`.
 The tests run in file order and build on each other: check mode on fresh hosts, converge, idempotence,
 then what the role promises (fail2ban under launchd with its jail, sshd's lines reaching it, bans in
 PF, launchd restarting a killed server with its bans), and last `pfguard_state: absent`.
 
-PF is the pf_anchor role's job; here the test hooks `anchor "f2b/*"` into mac2's main ruleset and
+PF is the pf_anchor role's job; here the test hooks `anchor "f2b/*"` into both Macs' main rulesets and
 enables PF itself (pfctl -f, pfctl -E) and puts Apple's ruleset back afterwards.
 """
 
@@ -14,18 +15,20 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
-from lab_fixtures import wait_for
+from lab_fixtures import PlaybookRun, wait_for
 
 pytest_plugins = ["lab_fixtures"]
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTS = {"mac1": "/opt/homebrew", "mac2": "/usr/local"}
+# The lab fleet's fail2ban_version and what its sshd logs a failed password as (lab/pfguard_lab/data/fleet.yml).
+FAIL2BAN_VERSIONS = {"mac1": "1.1.0", "mac2": "1.0.2"}
+FAILURE_PROCESS = {"mac1": "sshd-auth", "mac2": "sshd-session"}  # macOS 26 (OpenSSH 10), macOS 15 (9.8)
 MAXRETRY, FINDTIME, BANTIME = 3, 300, 900
 ATTACKER, TRUSTED = "198.51.100.200", "198.51.100.50"
 LABELS = ("org.pfguard.fail2ban", "org.pfguard.fail2ban-restore", "org.pfguard.logstream",
@@ -73,40 +76,20 @@ print(json.dumps(seen, sort_keys=True))
 """
 
 
-def recap(output: str) -> dict[str, dict[str, int]]:
-    """PLAY RECAP counters per host."""
-    counters = {}
-    for match in re.finditer(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", output, re.MULTILINE):
-        counters[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
-    return counters
-
-
 class Deployment:
     def __init__(self, lab, workdir: Path):
         self.lab = lab
         self.play = workdir / "play.yml"
         self.play.write_text(PLAY)
-        self.runs: dict[str, subprocess.CompletedProcess] = {}
+        self.runs: dict[str, PlaybookRun] = {}
         self.snapshots: dict[str, dict] = {}
 
     def ansible(self, name: str, *extra: str) -> dict[str, dict[str, int]]:
-        env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
-        try:
-            result = subprocess.run(
-                [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(self.lab.inventory_path), str(self.play), *extra],
-                cwd=REPO, env=env, capture_output=True, text=True, timeout=150,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired as exc:
-            output = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout
-            pytest.fail(f"ansible-playbook ({name}) hung; last output:\n{(output or '')[-3000:]}\n"
-                        + "\n".join(f"{host} processes:\n{processes(self.lab, host)}" for host in HOSTS))  # fmt: skip
-        self.runs[name] = result
-        counters = recap(result.stdout)
-        assert result.returncode == 0 and set(HOSTS) <= set(counters), (
-            f"ansible-playbook ({name}) failed: rc={result.returncode}\n"
-            f"{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
-        )
-        return counters
+        run = self.lab.playbook(self.play, *extra, timeout=150, detail=lambda: f"({name})\n" + "\n".join(
+            f"{host} processes:\n{processes(self.lab, host)}" for host in HOSTS))  # fmt: skip
+        self.runs[name] = run
+        assert run.returncode == 0 and set(HOSTS) <= set(run.recap), f"ansible-playbook ({name}) failed\n{run}"
+        return run.recap
 
     def snapshot(self, host: str) -> dict:
         prefix = HOSTS[host]
@@ -166,25 +149,28 @@ def deployment(lab, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pf_hooked(lab, deployment):
-    """mac2's main ruleset with `anchor "f2b/*"` appended, and PF enabled; Apple's ruleset back afterwards."""
-    host = "mac2"
-    sh(lab, host, "cp /etc/pf.conf /tmp/pfguard-test-pf.conf && echo 'anchor \"f2b/*\"' >> /tmp/pfguard-test-pf.conf")
-    token = None
+    """Both Macs' main rulesets with `anchor "f2b/*"` appended, and PF enabled; Apple's ruleset back afterwards.
+    Yields mac2, the Mac of the tests that need only one."""
+    tokens = {}
     try:
-        loaded = lab.exec(host, "/sbin/pfctl", "-f", "/tmp/pfguard-test-pf.conf")
-        assert loaded.returncode == 0, loaded.stderr
-        enabled = lab.exec(host, "/sbin/pfctl", "-E")
-        assert enabled.returncode == 0, enabled.stderr
-        token = re.search(r"Token : (\d+)", enabled.stderr).group(1)
-        assert 'anchor "f2b/*"' in lab.exec(host, "/sbin/pfctl", "-sr").stdout
-        yield host
+        for host in HOSTS:
+            sh(lab, host, "cp /etc/pf.conf /tmp/pfguard-test-pf.conf"
+                          " && echo 'anchor \"f2b/*\"' >> /tmp/pfguard-test-pf.conf")  # fmt: skip
+            loaded = lab.exec(host, "/sbin/pfctl", "-f", "/tmp/pfguard-test-pf.conf")
+            assert loaded.returncode == 0, loaded.stderr
+            enabled = lab.exec(host, "/sbin/pfctl", "-E")
+            assert enabled.returncode == 0, enabled.stderr
+            tokens[host] = re.search(r"Token : (\d+)", enabled.stderr).group(1)
+            assert 'anchor "f2b/*"' in lab.exec(host, "/sbin/pfctl", "-sr").stdout
+        yield "mac2"
     finally:
         # Best effort: the session's `lab` fixture takes the whole lab down after this anyway.
         with contextlib.suppress(subprocess.TimeoutExpired):
-            lab.exec(host, "/sbin/pfctl", "-f", "/etc/pf.conf", timeout=20)
-            if token is not None:
-                lab.exec(host, "/sbin/pfctl", "-X", token, timeout=20)
-            lab.exec(host, "rm", "-f", "/tmp/pfguard-test-pf.conf", timeout=20)
+            for host in HOSTS:
+                lab.exec(host, "/sbin/pfctl", "-f", "/etc/pf.conf", timeout=20)
+                if host in tokens:
+                    lab.exec(host, "/sbin/pfctl", "-X", tokens[host], timeout=20)
+                lab.exec(host, "rm", "-f", "/tmp/pfguard-test-pf.conf", timeout=20)
 
 
 def test_check_mode_on_fresh_hosts_reports_changes_and_writes_nothing(deployment):
@@ -222,6 +208,9 @@ def test_daemons_and_files_are_installed_as_launchd_wants_them(lab, deployment):
 
 def test_fail2ban_runs_with_the_sshd_jail(lab, deployment):
     for host in HOSTS:
+        # The server runs the version the Mac's Homebrew poured, and the role read that version.
+        assert fail2ban_client(lab, host, "version").stdout.strip() == FAIL2BAN_VERSIONS[host]
+        assert f"fail2ban {FAIL2BAN_VERSIONS[host]}" in deployment.runs["converge"].stdout
         status = fail2ban_client(lab, host, "status")
         assert status.returncode == 0, status.stderr
         assert re.search(r"Jail list:\s+sshd\s*$", status.stdout, re.MULTILINE), status.stdout
@@ -229,9 +218,10 @@ def test_fail2ban_runs_with_the_sshd_jail(lab, deployment):
         assert jail.returncode == 0 and AUTH_LOG in jail.stdout, jail.stdout
 
 
-@pytest.mark.parametrize(("host", "process"), [("mac1", "sshd"), ("mac2", "sshd-auth")])
-def test_a_line_sshd_writes_reaches_fail2ban(lab, deployment, host, process):
+@pytest.mark.parametrize("host", list(HOSTS))
+def test_a_line_sshd_writes_reaches_fail2ban(lab, deployment, host):
     """A failed login from the trusted client: streamed into auth.log, seen by fail2ban, and ignored."""
+    process = FAILURE_PROCESS[host]
     attack = lab.run("attack", host, "--from", "trusted", "--failures", "1")
     assert attack.returncode == 0, attack.stdout + attack.stderr
     wanted = re.compile(rf" localhost {re.escape(process)}\[\d+\]: Failed password for admin from {TRUSTED} ")
@@ -259,8 +249,9 @@ def test_a_rotated_log_is_reopened_by_the_stream(lab, deployment):
              what="fail2ban to read the new file")  # fmt: skip
 
 
-def test_attack_is_banned_and_its_open_session_cut(lab, pf_hooked):
-    host = pf_hooked
+@pytest.mark.parametrize("host", list(HOSTS))
+def test_attack_is_banned_and_its_open_session_cut(lab, pf_hooked, host):
+    """fail2ban 1.1.0 bans from macOS 26's sshd-auth lines (mac1), 1.0.2 from macOS 15's sshd-session (mac2)."""
     assert ATTACKER not in banned(lab, host)
     assert lab.run("probe", host, "--from", "attacker").returncode == 0
     hold = subprocess.Popen(
@@ -275,6 +266,9 @@ def test_attack_is_banned_and_its_open_session_cut(lab, pf_hooked):
         assert attack.returncode == 0, attack.stdout + attack.stderr
         wait_for(lambda: ATTACKER in banned(lab, host), 20, what="the ban in f2b-sshd",
                  detail=lambda: fail2ban_log(lab, host)[-3000:] + processes(lab, host))  # fmt: skip
+        failures = re.findall(rf" localhost ([\w-]+)\[\d+\]: Failed password for admin from {ATTACKER} ",
+                              sh(lab, host, f"cat {AUTH_LOG}"))  # fmt: skip
+        assert set(failures) == {FAILURE_PROCESS[host]}, failures
         held, _ = hold.communicate(timeout=60)
     finally:
         if hold.poll() is None:
@@ -352,5 +346,6 @@ def test_absent_removes_everything(lab, deployment, pf_hooked):
     # mac1 uninstalled fail2ban; mac2 kept it (pfguard_fail2ban_uninstall defaults to false).
     assert lab.exec("mac1", "test", "-e", "/opt/homebrew/Cellar/fail2ban").returncode == 1
     assert lab.exec("mac2", "test", "-d", "/usr/local/Cellar/fail2ban").returncode == 0
-    # The ban went with it: the attacker gets through again although PF is still on and hooked.
-    assert lab.run("probe", pf_hooked, "--from", "attacker").returncode == 0
+    # The bans went with it: the attacker gets through again although PF is still on and hooked.
+    for host in HOSTS:
+        assert lab.run("probe", host, "--from", "attacker").returncode == 0, host

@@ -9,23 +9,19 @@ mac1 back (pfguard_state=absent, Apple's stock /etc/pf.conf loaded, PF disabled)
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
+from lab_fixtures import PlaybookRun, wait_for
 
 pytest_plugins = ["lab_fixtures"]
 
 REPO = Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
 STOCK_PF_CONF = (REPO / "lab" / "pfguard_lab" / "data" / "pf.conf").read_text()
 HOST = "mac1"
 ATTACKER = "198.51.100.200"
-TRUSTED_NETWORK = "198.51.100.0/25"  # the lab inventory's pfguard_trusted_networks
+TRUSTED_NETWORK = "198.51.100.0/25"  # the lab inventory's pfguard_trusted_networks (IPv4, then IPv6)
+TRUSTED_NETWORK6 = "2001:db8:100::/64"
 PLIST = "/Library/LaunchDaemons/org.pfguard.pf.plist"
 HELPER = "/Library/Application Support/pfguard/org.pfguard.pf.sh"
 ANCHOR_FILE = "/etc/pf.anchors/pfguard"
@@ -34,11 +30,6 @@ LOCK_DIR = "/var/run/org.pfguard.pf.lock"  # the helper's run lock
 CHECK_INTERVAL = 5  # the daemon's StartInterval here, so a re-hook is seen within the test
 NEW_INTERVAL = CHECK_INTERVAL + 1  # from the custom pf.conf step on: changes the plist
 SETTLE_TIMEOUT = 45.0
-RECAP = re.compile(
-    rf"^{HOST}\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
-    r"\s+failed=(?P<failed>\d+)",
-    re.MULTILINE,
-)
 PLAY = f"""---
 - name: Apply pfguard.macos.pf_anchor to {HOST}
   hosts: {HOST}
@@ -64,23 +55,16 @@ class Mac1:
         self.workdir = workdir
         (workdir / "play.yml").write_text(PLAY)
 
-    def play(self, check: bool = False, **extra_vars) -> tuple[subprocess.CompletedProcess, dict]:
+    def play(self, check: bool = False, **extra_vars) -> tuple[PlaybookRun, dict]:
+        """The play (with --diff) and its recap counters for the host."""
         variables = {"pfguard_blocklist": [ATTACKER], "pfguard_pf_check_interval": CHECK_INTERVAL, **extra_vars}
-        vars_file = self.workdir / "vars.json"
-        vars_file.write_text(json.dumps(variables))
-        argv = [str(ANSIBLE_PLAYBOOK), "-i", str(self.lab.inventory_path), str(self.workdir / "play.yml"),
-                "-e", f"@{vars_file}", "--diff", *(["--check"] if check else [])]  # fmt: skip
-        result = subprocess.run(
-            argv, cwd=REPO, capture_output=True, text=True, timeout=300,
-            env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
-        )  # fmt: skip
-        match = RECAP.search(result.stdout)
-        assert match, f"no PLAY RECAP for {HOST}:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}"
-        return result, {key: int(value) for key, value in match.groupdict().items()}
+        run = self.lab.playbook(self.workdir / "play.yml", extra_vars=variables, check=check, diff=True, timeout=300)
+        assert HOST in run.recap, f"no PLAY RECAP for {HOST}\n{run}"
+        return run, run.recap[HOST]
 
     def converge(self, **extra_vars) -> dict:
-        result, recap = self.play(**extra_vars)
-        assert result.returncode == 0 and recap["failed"] == 0 and recap["unreachable"] == 0, result.stdout[-4000:]
+        run, recap = self.play(**extra_vars)
+        assert run.returncode == 0 and recap["failed"] == 0 and recap["unreachable"] == 0, str(run)
         return recap
 
     def sh(self, script: str) -> str:
@@ -133,13 +117,9 @@ class Mac1:
 
     def wait_until_enforced(self) -> None:
         """PF enabled and pfguard hooked, with no Ansible run: the LaunchDaemon's doing."""
-        deadline = time.monotonic() + SETTLE_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.pf_enabled() and self.hooked():
-                return
-            time.sleep(1)
-        pytest.fail(f"PF not enabled with pfguard hooked after {SETTLE_TIMEOUT:.0f}s:\n"
-                    f"{self.pfctl('-s', 'info')[:60]}\n{self.pfctl('-s', 'rules')}")
+        wait_for(lambda: self.pf_enabled() and self.hooked(), SETTLE_TIMEOUT, interval=1,
+                 what="PF enabled with pfguard hooked",
+                 detail=lambda: f"{self.pfctl('-s', 'info')[:60]}\n{self.pfctl('-s', 'rules')}")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -193,8 +173,9 @@ def test_converge_hooks_pfguard_enables_pf_and_blocks_the_attacker(mac1):
     assert hook.index('anchor "pfguard"\n') < hook.index('anchor "f2b/*"\n')
 
     assert mac1.pfctl("-a", "pfguard", "-t", "pfguard_blocklist", "-T", "show").split() == [ATTACKER]
-    assert mac1.pfctl("-a", "pfguard", "-t", "pfguard_trusted", "-T", "show").split() == [TRUSTED_NETWORK]
-    assert [mac1.read(path) for path in PERSIST_FILES] == [f"{TRUSTED_NETWORK}\n", f"{ATTACKER}\n"]
+    trusted = [TRUSTED_NETWORK, TRUSTED_NETWORK6]
+    assert mac1.pfctl("-a", "pfguard", "-t", "pfguard_trusted", "-T", "show").split() == trusted
+    assert [mac1.read(path) for path in PERSIST_FILES] == ["".join(f"{n}\n" for n in trusted), f"{ATTACKER}\n"]
 
     assert mac1.sh(f"stat -c '%u %g %a' {PLIST}").strip() == "0 0 644"
     assert mac1.sh(f"/usr/bin/plutil -lint {PLIST}").strip() == f"{PLIST}: OK"

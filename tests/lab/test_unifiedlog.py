@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import stat
@@ -11,7 +12,7 @@ import subprocess
 import time
 
 import pytest
-from pfguard_lab import commands
+from pfguard_lab import commands, fail2ban_dist
 from ulog_fixtures import Logd, LogStream, lab_env, make_root, remove_root
 
 SYSLOG_LINE = re.compile(
@@ -105,11 +106,13 @@ def test_logd_accepts_logger(host):
     )
     records = logd.wait_records(2)
     assert [(r["process"], r["level"], r["message"]) for r in records] == [
-        ("sshd-auth", "info", FAILED),
+        ("sshd-session", "info", FAILED),
         ("sshd", "default", LISTENING),
     ]
 
 
+# (message, its process on macOS 26 / OpenSSH 10.0). On macOS 15 (OpenSSH 9.8) sshd-auth's lines are
+# sshd-session's (there is no sshd-auth before 10.0); before 15 everything is sshd.
 SSHD_CASES = [
     (FAILED, "sshd-auth"),
     ("Invalid user oracle from 198.51.100.200 port 40002", "sshd-auth"),
@@ -129,18 +132,30 @@ SSHD_CASES = [
 IMAGES = {"sshd": "/usr/sbin/sshd", "sshd-session": "/usr/libexec/sshd-session", "sshd-auth": "/usr/libexec/sshd-auth"}
 
 
-@pytest.mark.parametrize("host", ["14.6", "15.1", "26.0"], indirect=True)
+def expected_process(process_on_26: str, os_version: str) -> str:
+    major = int(os_version.split(".")[0])
+    if major < 15:
+        return "sshd"
+    return "sshd-session" if process_on_26 == "sshd-auth" and major < 26 else process_on_26
+
+
+@pytest.mark.parametrize("host", ["14.6", "15.1", "15.7", "26.0", "26.2"], indirect=True)
 def test_sshd_attribution_follows_the_macos_version(host):
     root, logd = host
-    major = int(json.loads((root / "var/db/.pfguard-lab/host.json").read_text())["os_version"].split(".")[0])
+    os_version = json.loads((root / "var/db/.pfguard-lab/host.json").read_text())["os_version"]
     for message, _ in SSHD_CASES:
         logd.send(sshd(message))
     records = logd.wait_records(len(SSHD_CASES))
     assert len(records) == len(SSHD_CASES)
-    for record, (message, modern_process) in zip(records, SSHD_CASES):
-        expected = modern_process if major >= 15 else "sshd"
+    processes = set()
+    for record, (message, process_on_26) in zip(records, SSHD_CASES):
+        expected = expected_process(process_on_26, os_version)
+        processes.add(expected)
         assert record["message"] == message
         assert (record["process"], record["sender"], record["image"]) == (expected, expected, IMAGES[expected])
+    assert processes == {"14": {"sshd"}, "15": {"sshd", "sshd-session"}}.get(
+        os_version.split(".")[0], {"sshd", "sshd-session", "sshd-auth"}
+    )
 
 
 # --- log stream ---------------------------------------------------------------------------------
@@ -180,7 +195,7 @@ def test_stream_predicates_from_the_references(host, predicate):
     elif os_version.startswith("14"):
         assert shown == [("sshd", FAILED), ("sshd", ACCEPTED), ("sshd", PAM_ERROR), ("sshd", LISTENING)]
     else:
-        assert shown == [("sshd-auth", FAILED), ("sshd-session", ACCEPTED), ("sshd-auth", PAM_ERROR),
+        assert shown == [("sshd-session", FAILED), ("sshd-session", ACCEPTED), ("sshd-session", PAM_ERROR),
                          ("sshd", LISTENING)]  # fmt: skip
 
 
@@ -205,13 +220,13 @@ def test_stream_hides_info_unless_asked(host):
     assert [line.split(": ", 1)[1] for line in leveled_lines[1:]] == [FAILED, PAM_ERROR, LISTENING]
 
 
-@pytest.mark.parametrize("host", ["15.1"], indirect=True)
+@pytest.mark.parametrize("host", ["26.2"], indirect=True)
 def test_stream_timeout_and_process_filter(host):
     root, logd = host
     started = time.monotonic()
     stream = LogStream(root, ["--style", "ndjson", "--info", "--process", "sshd-auth", "--timeout", "2s"])
     try:
-        time.sleep(0.5)
+        time.sleep(0.5)  # time for the stream to connect to logd: a line sent before that is never shown
         logd.send(sshd(FAILED))
         logd.send(sshd(ACCEPTED))
         stream.process.wait(timeout=10)
@@ -325,11 +340,24 @@ def test_errors(args, rc, stderr):
 
 # --- the produced line is what fail2ban parses --------------------------------------------------
 
-# docs/reference/fail2ban.md#sshd-filter: _daemon needs -auth
-MACOS15_DAEMON = 'sshd[_daemon="sshd(?:-session|-auth)?"]'
+# docs/reference/fail2ban.md#sshd-filter: _daemon needs -session and -auth (roles/fail2ban's sshd.local)
+MACOS15_DAEMON = '[_daemon="sshd(?:-session|-auth)?"]'
+# fail2ban-regex's name for the stock sshd filter: 1.1.0 would take a plain "sshd" for the jail.
+FILTER_NAME = {"1.0.2": "sshd", "1.1.0": "filter.d/sshd"}
 
 
-@pytest.mark.parametrize("host", ["14.6", "15.1"], indirect=True)
+def fail2ban_regex(version: str, *args: str) -> subprocess.CompletedProcess:
+    """That release's real fail2ban-regex with its own configuration (as the brew emulator's keg runs it)."""
+    release = fail2ban_dist.release(version)
+    assert not release.missing(), f"fail2ban {version} is not in the lab's cache: run `make deps`"
+    env = dict(os.environ, LC_ALL="C.UTF-8")
+    if release.python_path:
+        env["PYTHONPATH"] = release.python_path
+    return subprocess.run([str(release.executable("fail2ban-regex")), "--config", str(release.config_dir), *args],
+                          capture_output=True, text=True, timeout=60, env=env, cwd="/tmp")  # fmt: skip
+
+
+@pytest.mark.parametrize("host", ["14.6", "15.1", "26.2"], indirect=True)
 def test_fail2ban_regex_parses_syslog_style_output(host):
     root, logd = host
     os_version = json.loads((root / "var/db/.pfguard-lab/host.json").read_text())["os_version"]
@@ -338,21 +366,21 @@ def test_fail2ban_regex_parses_syslog_style_output(host):
     shown = run_log(root, "show", "--info", "--style", "syslog", "--predicate", 'processImagePath CONTAINS "sshd"')
     lines = [line for line in shown.stdout.splitlines() if SYSLOG_LINE.match(line)]
     assert len(lines) == 1
+    assert SYSLOG_LINE.match(lines[0])["process"] == expected_process("sshd-auth", os_version)
     logfile = root / "sshd.log"
     logfile.write_text(lines[0] + "\n")
 
-    def banned_ips(filter_spec):
-        result = subprocess.run(["/usr/bin/fail2ban-regex", "-o", "ip", str(logfile), filter_spec],
-                                capture_output=True, text=True, timeout=60)  # fmt: skip
+    def banned_ips(version, filter_spec):
+        result = fail2ban_regex(version, "-o", "ip", str(logfile), filter_spec)
         assert result.returncode == 0, result.stderr
         return result.stdout.split()
 
-    assert banned_ips(MACOS15_DAEMON) == ["198.51.100.200"]
-    # fail2ban 1.0.2's stock sshd filter (_daemon = sshd) misses sshd-auth on macOS 15
-    # (docs/reference/fail2ban.md#sshd-filter).
-    assert banned_ips("sshd") == (["198.51.100.200"] if os_version.startswith("14") else [])
-    verbose = subprocess.run(["/usr/bin/fail2ban-regex", str(logfile), MACOS15_DAEMON],
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
-    # The default date pattern (datedetector.py) matched the timestamp: one hit on that template.
-    assert re.search(r"\[1\] \{\^LN-BEG\}ExYear\(\?P<_sep>\[-/\.\]\)Month", verbose.stdout), verbose.stdout
-    assert "Lines: 1 lines, 0 ignored, 1 matched, 0 missed" in verbose.stdout
+    for version, name in FILTER_NAME.items():
+        assert banned_ips(version, name + MACOS15_DAEMON) == ["198.51.100.200"], version
+        # Neither release's stock sshd filter sees sshd-session (macOS 15) or sshd-auth (macOS 26): upstream
+        # 1.1.0's _daemon is still "sshd" (docs/reference/fail2ban.md#sshd-filter).
+        assert banned_ips(version, name) == (["198.51.100.200"] if os_version.startswith("14") else []), version
+        verbose = fail2ban_regex(version, str(logfile), name + MACOS15_DAEMON)
+        # The default date pattern (datedetector.py) matched the timestamp: one hit on that template.
+        assert re.search(r"\[1\] \{\^LN-BEG\}ExYear\(\?P<_sep>\[-/\.\]\)Month", verbose.stdout), verbose.stdout
+        assert "Lines: 1 lines, 0 ignored, 1 matched, 0 missed" in verbose.stdout

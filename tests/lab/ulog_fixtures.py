@@ -11,10 +11,10 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab_fixtures import wait_for
 from pfguard_lab import commands
 from pfguard_lab.emulators import afctl
 
@@ -99,12 +99,13 @@ class Logd:
         self.process = subprocess.Popen(
             [str(wrapper)], env=lab_env(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        deadline = time.monotonic() + 10
-        while not (self.socket_path.is_socket() and self._bound_by_us()):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"logd did not start: {self.process.stderr.read()}")
-            time.sleep(0.05)
+
+        def up_or_gone() -> bool:
+            return self.process.poll() is not None or (self.socket_path.is_socket() and self._bound_by_us())
+
+        if not wait_for(up_or_gone, 10, interval=0.05, fail=False) or self.process.poll() is not None:
+            self.stop()
+            raise RuntimeError(f"logd did not start: {self.process.stderr.read()}")
 
     def _bound_by_us(self) -> bool:
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -128,12 +129,10 @@ class Logd:
             return []
 
     def wait_records(self, count: int, timeout: float = 10) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while True:
-            records = self.records()
-            if len(records) >= count or time.monotonic() > deadline:
-                return records
-            time.sleep(0.05)
+        """The store's records once there are `count` of them, or what there is after `timeout` seconds
+        (the caller's assertions show what is missing)."""
+        wait_for(lambda: len(self.records()) >= count, timeout, interval=0.05, fail=False)
+        return self.records()
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -171,15 +170,15 @@ class LogStream:
             return list(self.lines)
 
     def wait_for(self, predicate, timeout: float = 10) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while True:
-            lines = self.snapshot()
-            if any(predicate(line) for line in lines) or time.monotonic() > deadline:
-                return lines
-            if self.process.poll() is not None:
-                self._reader.join(timeout=2)
-                return self.snapshot()
-            time.sleep(0.05)
+        """The lines so far once one satisfies `predicate`, the stream ended or `timeout` seconds passed
+        (the caller's assertions show what is missing)."""
+        def seen() -> bool:
+            return self.process.poll() is not None or any(predicate(line) for line in self.snapshot())
+
+        wait_for(seen, timeout, interval=0.05, fail=False)
+        if self.process.poll() is not None:
+            self._reader.join(timeout=2)
+        return self.snapshot()
 
     def stop(self) -> tuple[int, str]:
         if self.process.poll() is None:

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""`brew` for the admin user, with one formula, `fail2ban`, backed by this machine's real fail2ban 1.0.2.
+"""`brew` for the admin user, with one formula, `fail2ban`, backed by a real fail2ban of the Mac's version.
 
 docs/reference/fail2ban.md#homebrew-packaging and docs/reference/ansible.md#homebrew-modules
 (community.general.homebrew, homebrew_services).
@@ -7,11 +7,15 @@ What `community.general.homebrew` runs is implemented: `info --json=v2 [--instal
 `uninstall --force`, `upgrade`, `update`, `link`, `unlink`, `list`, `outdated`, plus `--prefix`,
 `--cellar`, `--repository`, `--version`, `shellenv`, `doctor`, and `services list|info|stop|cleanup`.
 
-`install fail2ban` lays out what the formula's install step produces: a keg whose executables run
-/usr/bin/fail2ban-{client,server,regex} with the Homebrew config dir, `opt/` and `bin/` links, and
-`etc/fail2ban` copied from /etc/fail2ban with the formula's edits (only paths-common/paths-osx
-kept, `before = paths-osx.conf`, /etc and /var rewritten to the prefix in action.d, filter.d,
-fail2ban.conf and paths-common.conf). The machine's /etc/fail2ban is only read.
+The formula's version is the Mac's `fail2ban_version` (fleet spec -> host.json; default
+`fail2ban_dist.DEFAULT_VERSION`, what Homebrew pours today). `install fail2ban` lays out what the
+formula's install step produces: a keg whose executables run that release's real
+fail2ban-{client,server,regex} (`fail2ban_dist`: 1.0.2 is this machine's Debian package, 1.1.0 the
+cached Debian build with PYTHONPATH at its dist-packages) with the Homebrew config dir, `opt/` and
+`bin/` links, and `etc/fail2ban` copied from that release's configuration with the formula's edits
+(only paths-common/paths-osx kept, `before = paths-osx.conf`, /etc and /var rewritten to the prefix
+in action.d, filter.d, fail2ban.conf and paths-common.conf). The machine's /etc/fail2ban and the
+cache are only read.
 
 Paths written into generated files are on-disk paths (`$PFGUARD_LAB_ROOT` + prefix) because the
 real fail2ban reads them and knows nothing of the lab root; inside a lab host the root is `/`, so
@@ -29,20 +33,24 @@ import sys
 import time
 from pathlib import Path
 
-from pfguard_lab import commands
+from pfguard_lab import commands, fail2ban_dist
 
 FORMULA = "fail2ban"
-VERSION = "1.0.2"
 HOMEBREW_VERSION = "4.4.11"  # the lab's pick; nothing depends on it
 DESCRIPTION = "Scan log files and ban IPs showing malicious signs"
 HOMEPAGE = "https://www.fail2ban.org/"
 SERVICE_LABEL = "homebrew.mxcl.fail2ban"
 EXECUTABLES = ("fail2ban-client", "fail2ban-server", "fail2ban-regex")
 
-SOURCE_CONFIG = Path("/etc/fail2ban")  # the "source tarball": this machine's real config, never written
-SOURCE_BIN = Path("/usr/bin")
-SOURCE_PYTHON = "/usr/bin/python3"  # has the fail2ban package in dist-packages
-DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "fail2ban"
+SOURCE_PYTHON = "/usr/bin/python3"  # runs every release's code (1.0.2 from its own dist-packages)
+DATA_DIR = fail2ban_dist.DATA_DIR
+HOST_FACTS = "var/db/.pfguard-lab/host.json"  # host.py: what the emulators know about their Mac
+# Per formula version: the revision and Python dependency of Homebrew's fail2ban.rb at that version
+# (docs/reference/fail2ban.md#homebrew-packaging: 1.1.0 revision 2 on python@3.13).
+FORMULA_META = {
+    "1.0.2": {"revision": 0, "python": "python@3.11"},
+    "1.1.0": {"revision": 2, "python": "python@3.13"},
+}
 
 SKELETON_DIRS = ("bin", "etc", "include", "lib", "opt", "sbin", "share", "var", "var/homebrew", "var/homebrew/linked",
                  "var/log", "Cellar", "Caskroom", "Library", "Library/Homebrew", "Library/Taps")  # fmt: skip
@@ -64,13 +72,14 @@ https://github.com/fail2ban/fail2ban/wiki/Proper-fail2ban-configuration.
 # Options of the real fail2ban-client/-server (fail2ban/client/fail2bancmdline.py) and -regex, so the
 # keg's executables add the Homebrew config dir only when the caller did not choose one.
 CELLAR_SCRIPT = """#!{python}
-# Homebrew fail2ban {version} keg executable (pfguard lab): runs this machine's real {real}
+# Homebrew fail2ban {version} keg executable (pfguard lab): runs fail2ban {version}'s real {real}
 # with the config dir the formula compiles in, like Homebrew's rewritten defaults.
 import getopt
 import os
 import sys
 
 REAL = {real!r}
+PYTHON_PATH = {python_path!r}  # the release's dist-packages (None: the system Python's own)
 CONFIG_ARGS = {config_args!r}
 IS_REGEX = {is_regex!r}
 
@@ -90,6 +99,8 @@ def config_chosen(args):
 args = sys.argv[1:]
 if not config_chosen(args):
     args = CONFIG_ARGS + args
+if PYTHON_PATH:  # also reaches the fail2ban-server the client starts
+    os.environ["PYTHONPATH"] = os.pathsep.join([PYTHON_PATH] + [p for p in [os.environ.get("PYTHONPATH")] if p])
 os.execv(REAL, [REAL] + args)
 """
 
@@ -110,6 +121,21 @@ def on_disk(path: str) -> Path:
     return lab_root() / path.lstrip("/")
 
 
+def host_fail2ban_version(root: Path | None = None) -> str:
+    """The Mac's fail2ban_version from host.json; the default when there is none (standalone use)."""
+    try:
+        facts = json.loads(((root or lab_root()) / HOST_FACTS).read_text())
+    except FileNotFoundError:
+        facts = {}
+    except (OSError, ValueError) as exc:  # unreadable: never guess another version
+        raise BrewError(f"{HOST_FACTS}: {exc}") from None
+    version = facts.get("fail2ban_version") if isinstance(facts, dict) else None
+    try:
+        return fail2ban_dist.check_version(version or fail2ban_dist.DEFAULT_VERSION)
+    except fail2ban_dist.DistError as exc:
+        raise BrewError(f"{HOST_FACTS}: {exc}") from None
+
+
 def human_size(size: float) -> str:
     """Homebrew's disk_usage_readable."""
     for limit, unit in ((1 << 30, "GB"), (1 << 20, "MB"), (1 << 10, "KB")):
@@ -122,9 +148,10 @@ def human_size(size: float) -> str:
 
 
 class Homebrew:
-    def __init__(self, prefix: str):
+    def __init__(self, prefix: str, version: str | None = None):
         self.prefix = prefix.rstrip("/") or "/"
         self.disk_prefix = on_disk(self.prefix)
+        self.version = fail2ban_dist.check_version(version) if version else host_fail2ban_version()
 
     # -- paths (macOS text) ---------------------------------------------------------------
     @property
@@ -133,7 +160,7 @@ class Homebrew:
 
     @property
     def keg(self) -> str:
-        return f"{self.cellar}/{FORMULA}/{VERSION}"
+        return f"{self.cellar}/{FORMULA}/{self.version}"
 
     @property
     def repository(self) -> str:
@@ -145,7 +172,7 @@ class Homebrew:
 
     @property
     def disk_keg(self) -> Path:
-        return self.disk(f"Cellar/{FORMULA}/{VERSION}")
+        return self.disk(f"Cellar/{FORMULA}/{self.version}")
 
     def installed(self) -> bool:
         return (self.disk_keg / "INSTALL_RECEIPT.json").is_file()
@@ -158,8 +185,8 @@ class Homebrew:
 
     def link_paths(self) -> list[tuple[Path, str]]:
         """(link, relative target) for everything `brew link` creates besides opt/."""
-        links = [(self.disk(f"bin/{name}"), f"../Cellar/{FORMULA}/{VERSION}/bin/{name}") for name in EXECUTABLES]
-        links.append((self.disk(f"var/homebrew/linked/{FORMULA}"), f"../../../Cellar/{FORMULA}/{VERSION}"))
+        links = [(self.disk(f"bin/{name}"), f"../Cellar/{FORMULA}/{self.version}/bin/{name}") for name in EXECUTABLES]
+        links.append((self.disk(f"var/homebrew/linked/{FORMULA}"), f"../../../Cellar/{FORMULA}/{self.version}"))
         return links
 
     def linked(self) -> bool:
@@ -175,25 +202,27 @@ class Homebrew:
 
     # -- formula data ------------------------------------------------------------------------
     def formula_json(self) -> dict:
+        version, meta = self.version, FORMULA_META[self.version]
         installed = []
         if self.installed():
             receipt = self.receipt()
             installed.append({
-                "version": VERSION, "used_options": [], "built_as_bottle": True, "poured_from_bottle": True,
+                "version": self.version, "used_options": [], "built_as_bottle": True, "poured_from_bottle": True,
                 "time": receipt.get("time"), "runtime_dependencies": [], "installed_as_dependency": False,
                 "installed_on_request": True,
             })  # fmt: skip
         return {
             "name": FORMULA, "full_name": FORMULA, "tap": "homebrew/core", "oldnames": [], "aliases": [],
             "versioned_formulae": [], "desc": DESCRIPTION, "license": "GPL-2.0-or-later", "homepage": HOMEPAGE,
-            "versions": {"stable": VERSION, "head": "HEAD", "bottle": True},
-            "urls": {"stable": {"url": f"https://github.com/fail2ban/fail2ban/archive/refs/tags/{VERSION}.tar.gz",
+            "versions": {"stable": version, "head": "HEAD", "bottle": True},
+            "urls": {"stable": {"url": f"https://github.com/fail2ban/fail2ban/archive/refs/tags/{version}.tar.gz",
                                 "tag": None, "revision": None, "using": None, "checksum": None}},
-            "revision": 0, "version_scheme": 0, "bottle": {}, "keg_only": False, "keg_only_reason": None,
-            "options": [], "build_dependencies": ["sphinx-doc"], "dependencies": ["python@3.11"],
+            "revision": meta["revision"], "version_scheme": 0, "bottle": {}, "keg_only": False,
+            "keg_only_reason": None, "options": [], "build_dependencies": ["sphinx-doc"],
+            "dependencies": [meta["python"]],
             "test_dependencies": [], "recommended_dependencies": [], "optional_dependencies": [],
             "uses_from_macos": [], "requirements": [], "conflicts_with": [], "caveats": self.caveats(),
-            "installed": installed, "linked_keg": VERSION if self.linked() else None, "pinned": False,
+            "installed": installed, "linked_keg": version if self.linked() else None, "pinned": False,
             "outdated": False, "deprecated": False, "deprecation_date": None, "deprecation_reason": None,
             "disabled": False, "disable_date": None, "disable_reason": None, "post_install_defined": True,
             "service": {"run": [f"{self.prefix}/opt/{FORMULA}/bin/fail2ban-client", "-x", "start"],
@@ -215,7 +244,19 @@ class Homebrew:
         }
 
     # -- install / uninstall -------------------------------------------------------------------
+    def release(self) -> fail2ban_dist.Release:
+        """The real fail2ban this version pours from; refused while it is missing (`make deps` fetches it)."""
+        found = fail2ban_dist.release(self.version)
+        missing = found.missing()
+        if missing:
+            raise BrewError(
+                f"fail2ban {self.version} is not in the lab's cache (missing {missing[0]}): run "
+                "`make deps` or `python3 lab/pfguard_lab/fail2ban_dist.py fetch` as root"
+            )
+        return found
+
     def install(self) -> None:
+        source = self.release()
         keg = self.disk_keg
         disk_etc, disk_var = str(self.disk("etc")), str(self.disk("var"))
         (keg / "bin").mkdir(parents=True, exist_ok=True)
@@ -224,13 +265,13 @@ class Homebrew:
             is_regex = name == "fail2ban-regex"
             config = f"{disk_etc}/fail2ban"
             script.write_text(CELLAR_SCRIPT.format(
-                python=SOURCE_PYTHON, version=VERSION, real=str(SOURCE_BIN / name), is_regex=is_regex,
-                config_args=[f"--config={config}"] if is_regex else ["-c", config],
+                python=SOURCE_PYTHON, version=self.version, real=str(source.executable(name)), is_regex=is_regex,
+                config_args=[f"--config={config}"] if is_regex else ["-c", config], python_path=source.python_path,
             ))  # fmt: skip
             script.chmod(0o755)
         with open(keg / f"{SERVICE_LABEL}.plist", "wb") as handle:
             plistlib.dump(self.service_plist(), handle)
-        self.install_config(disk_etc, disk_var)
+        self.install_config(source, disk_etc, disk_var)
         for directory in ("var/run/fail2ban", "var/lib/fail2ban", "var/log"):  # post_install + fail2ban.conf paths
             self.disk(directory).mkdir(parents=True, exist_ok=True)
         (keg / "INSTALL_RECEIPT.json").write_text(json.dumps({
@@ -238,41 +279,42 @@ class Homebrew:
             "built_as_bottle": True, "poured_from_bottle": True, "loaded_from_api": True,
             "installed_as_dependency": False, "installed_on_request": True, "time": int(time.time()),
             "runtime_dependencies": [], "source": {"tap": "homebrew/core", "spec": "stable",
-                                                   "versions": {"stable": VERSION, "head": None}},
+                                                   "versions": {"stable": self.version, "head": None}},
         }, indent=2) + "\n")  # fmt: skip
         opt = self.disk(f"opt/{FORMULA}")
         opt.parent.mkdir(parents=True, exist_ok=True)
         if opt.is_symlink() or opt.exists():
             opt.unlink()
-        opt.symlink_to(f"../Cellar/{FORMULA}/{VERSION}")
+        opt.symlink_to(f"../Cellar/{FORMULA}/{self.version}")
         self.link()
 
-    def install_config(self, disk_etc: str, disk_var: str) -> None:
-        """etc/fail2ban from the source config with the formula's edits; existing files are kept."""
+    def install_config(self, source: fail2ban_dist.Release, disk_etc: str, disk_var: str) -> None:
+        """etc/fail2ban from the release's config with the formula's edits; existing files are kept."""
         target = Path(disk_etc) / "fail2ban"
+        source_config = source.config_dir
 
         def rewrite(text: str) -> str:
             return re.sub(r"/(etc|var)", lambda m: disk_etc if m.group(1) == "etc" else disk_var, text)
 
-        for source in sorted(SOURCE_CONFIG.rglob("*")):
-            relative = source.relative_to(SOURCE_CONFIG)
+        for path in sorted(source_config.rglob("*")):
+            relative = path.relative_to(source_config)
             top = relative.parts[0]
             if top.startswith("paths-") and top != "paths-common.conf":
                 continue  # formula: only paths-common.conf and paths-osx.conf are kept
             if top in ("jail.d", "fail2ban.d") and len(relative.parts) > 1:
                 continue  # Debian's additions (defaults-debian.conf); upstream ships these empty
             destination = target / relative
-            if source.is_dir():
+            if path.is_dir():
                 destination.mkdir(parents=True, exist_ok=True)
                 continue
-            text = source.read_text(encoding="utf-8", errors="surrogateescape")
+            text = path.read_text(encoding="utf-8", errors="surrogateescape")
             if top in ("action.d", "filter.d", "fail2ban.conf", "paths-common.conf"):
                 text = rewrite(text)
             elif top == "jail.conf":
                 text = text.replace("before = paths-debian.conf", "before = paths-osx.conf")
             self._write_config(destination, text)
-        # paths-osx.conf (1.0.x, no banaction lines) is not rewritten: /var/log/secure.log stays absolute.
-        self._write_config(target / "paths-osx.conf", (DATA_DIR / "paths-osx.conf").read_text())
+        # paths-osx.conf (1.0.x and 1.1.0: no banaction lines) is not rewritten: /var/log/secure.log stays absolute.
+        self._write_config(target / "paths-osx.conf", source.paths_osx.read_text())
         for directory in ("fail2ban.d", "jail.d"):
             (target / directory).mkdir(parents=True, exist_ok=True)
 
@@ -352,13 +394,13 @@ def cmd_install(brew: Homebrew, args: list[str], reinstall: bool = False) -> int
         raise BrewError(f"Cask '{names[0]}' is unavailable: No Cask with this name exists.")
     check_formulae(names)
     if brew.installed() and not reinstall:
-        warn(f"{FORMULA} {VERSION} is already installed and up-to-date.\n"
-             f"To reinstall {VERSION}, run:\n  brew reinstall {FORMULA}")  # fmt: skip
+        warn(f"{FORMULA} {brew.version} is already installed and up-to-date.\n"
+             f"To reinstall {brew.version}, run:\n  brew reinstall {FORMULA}")  # fmt: skip
         return 0
     if reinstall and brew.installed():
         brew.uninstall()
     out(f"==> Fetching {FORMULA}")
-    out(f"==> Pouring {FORMULA}--{VERSION}.all.bottle.tar.gz")
+    out(f"==> Pouring {FORMULA}--{brew.version}.all.bottle.tar.gz")
     brew.install()
     out("==> Caveats")
     out(brew.caveats().rstrip("\n"))
@@ -414,7 +456,7 @@ def cmd_info(brew: Homebrew, args: list[str]) -> int:
     elif json_version == "v1":
         out(json.dumps(formulae, indent=2))
     else:
-        out(f"==> {FORMULA}: stable {VERSION} (bottled), HEAD")
+        out(f"==> {FORMULA}: stable {brew.version} (bottled), HEAD")
         out(DESCRIPTION)
         out(HOMEPAGE)
         if brew.installed():
@@ -428,7 +470,7 @@ def cmd_info(brew: Homebrew, args: list[str]) -> int:
         out("License: GPL-2.0-or-later")
         out("==> Dependencies")
         out("Build: sphinx-doc")
-        out("Required: python@3.11")
+        out(f"Required: {FORMULA_META[brew.version]['python']}")
         out("==> Caveats")
         out(brew.caveats().rstrip("\n"))
     return 0
@@ -444,14 +486,14 @@ def cmd_list(brew: Homebrew, args: list[str]) -> int:
             if name != FORMULA or not brew.installed():
                 raise BrewError(f"No such keg: {brew.cellar}/{name}")
         if "--versions" in flags:
-            out(f"{FORMULA} {VERSION}")
+            out(f"{FORMULA} {brew.version}")
         else:
             for path in sorted(brew.disk_keg.rglob("*")):
                 if path.is_file() and path.name != "INSTALL_RECEIPT.json":
                     out(f"{brew.keg}/{path.relative_to(brew.disk_keg)}")
         return 0
     if brew.installed():
-        out(f"{FORMULA} {VERSION}" if "--versions" in flags else FORMULA)
+        out(f"{FORMULA} {brew.version}" if "--versions" in flags else FORMULA)
     return 0
 
 
@@ -471,7 +513,7 @@ def cmd_upgrade(brew: Homebrew, args: list[str]) -> int:
     for _name in names:
         if not brew.installed():
             raise BrewError(f"{FORMULA} not installed")
-        warn(f"{FORMULA} {VERSION} already installed")
+        warn(f"{FORMULA} {brew.version} already installed")
     return 0
 
 
@@ -683,8 +725,14 @@ def lookup_user(root: Path, user: str) -> tuple[int, int]:
 
 def provision(root: Path, prefix: str, user: str, env: dict[str, str] | None = None) -> Path:
     """Homebrew skeleton owned by `user` under <root><prefix>, with the `brew` wrapper (extra wrapper
-    environment in `env`). Returns the wrapper's path."""
+    environment in `env`). Returns the wrapper's path. The fail2ban release the Mac's host.json names
+    is fetched into the lab's cache first if it is not there (`brew` itself runs as the user, who
+    cannot write the cache)."""
     uid, gid = lookup_user(Path(root), user)
+    try:
+        fail2ban_dist.ensure(host_fail2ban_version(Path(root)), log=print)
+    except (BrewError, fail2ban_dist.DistError) as exc:
+        raise OSError(f"brew: {exc}") from None
     base = Path(root) / prefix.lstrip("/")
     base.mkdir(parents=True, exist_ok=True)
     # /opt/homebrew itself belongs to the user; /usr/local stays root's (Homebrew owns its subdirs).

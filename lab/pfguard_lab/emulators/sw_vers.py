@@ -30,12 +30,21 @@ def major_version(version: str) -> int:
         return 0
 
 
+def release_year(version: str) -> int:
+    """The year macOS `version`'s major release came out: 11 (Big Sur) in 2020 ... 15 (Sequoia) in 2024,
+    then the year-named releases, 26 (Tahoe) in 2025 (docs/reference/macos.md#macos-versions-in-the-lab)."""
+    major = major_version(version)
+    return major + 1999 if major >= 26 else major + 2009 if major >= 11 else 2019
+
+
 def system_version_plist(version: str, build: str) -> bytes:
-    """The SystemVersion.plist a Mac running `version` (e.g. "14.5") build `build` (e.g. "23F79") has."""
+    """The SystemVersion.plist a Mac running `version` (e.g. "26.2") build `build` (e.g. "25C56") has.
+    sw_vers prints the same three lines from macOS 11 to 26; the copyright's end year is the major
+    release's (whether a point release moves it is UNVERIFIED, and nothing reads it)."""
     return plistlib.dumps(
         {
             "ProductBuildVersion": build,
-            "ProductCopyright": "1983-2024 Apple Inc.",
+            "ProductCopyright": f"1983-{release_year(version)} Apple Inc.",
             "ProductName": product_name(version),
             "ProductUserVisibleVersion": version,
             "ProductVersion": version,

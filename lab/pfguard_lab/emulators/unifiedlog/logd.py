@@ -5,10 +5,13 @@ Runs as the launchd job com.apple.logd. Each datagram becomes one record in
 `<root>/var/db/diagnostics/pfguard-lab.jsonl`:
 {"ts", "tz", "process", "pid", "sender", "image", "subsystem", "category", "level", "message"}.
 
-sshd attribution follows the host's macOS version (docs/reference/macos.md#sshd-process-names):
+sshd attribution follows the host's macOS version, i.e. its OpenSSH (docs/reference/macos.md#sshd-process-names):
 - below 15 everything is `sshd` (/usr/sbin/sshd);
-- from 15 (OpenSSH 9.8+/10) per-connection messages move to `sshd-session` and the
-  authentication phase to `sshd-auth`; only the listener's own lines stay under `sshd`.
+- 15.x (OpenSSH 9.8 split sshd into the listener and `sshd-session`): every per-connection
+  message, the authentication phase's included, is `sshd-session`;
+- 26 and later (OpenSSH 10.0 moved user authentication into `sshd-auth`): the authentication
+  phase's messages are `sshd-auth`, the other per-connection messages `sshd-session`;
+only the listener's own lines stay under `sshd`.
 """
 
 from __future__ import annotations
@@ -38,10 +41,10 @@ LISTENER_MESSAGE = re.compile(
     r"|beginning MaxStartups throttling|exited MaxStartups throttling|drop connection #|Exiting on signal"
     r"|Couldn't create pid file|sshd re-exec requires)"
 )
-# Authentication-phase messages -> sshd-auth on macOS 15+. Choice (docs/reference/macos.md#sshd-process-names only says
+# Authentication-phase messages -> sshd-auth on macOS 26+. Choice (docs/reference/macos.md#sshd-process-names only says
 # failures appear under sshd-session/sshd-auth): every "[preauth]" line (OpenSSH tags what the
 # pre-auth child logs) plus the auth failures fail2ban's sshd filter looks for. "Accepted ..." stays
-# under sshd-session: wazuh #39233 captured `sshd-session[16472]: Accepted publickey for ...`.
+# under sshd-session: a public capture shows `sshd-session[16472]: Accepted publickey for ...`.
 AUTH_MESSAGE = re.compile(
     r"^(?:(?:error|fatal): )?(?:Failed |Invalid user |input_userauth_request: invalid user |PAM: |Postponed "
     r"|maximum authentication attempts exceeded |Connection (?:closed|reset) by (?:authenticating|invalid) user "
@@ -74,11 +77,15 @@ def os_major(facts: dict) -> int:
         return 0
 
 
+SSHD_SESSION_MAJOR = 15  # macOS 15: OpenSSH 9.8, sshd-session
+SSHD_AUTH_MAJOR = 26  # macOS 26: OpenSSH 10.0, sshd-auth
+
+
 def sshd_process(message: str, major: int) -> str:
     """Which of sshd / sshd-session / sshd-auth logs `message` on this macOS version."""
-    if major < 15 or LISTENER_MESSAGE.search(message):
+    if major < SSHD_SESSION_MAJOR or LISTENER_MESSAGE.search(message):
         return "sshd"
-    if AUTH_MESSAGE.search(message):
+    if major >= SSHD_AUTH_MAJOR and AUTH_MESSAGE.search(message):
         return "sshd-auth"
     return "sshd-session"
 
