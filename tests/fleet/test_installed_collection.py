@@ -60,6 +60,7 @@ def user(installed_collection, fleet, tmp_path_factory):
     return User()
 
 
+@pytest.mark.extended  # CI's time budget: `make test-extended` runs it
 def test_site_from_the_installed_collection_finds_the_fleet_converged_and_skips_linux(user, installed_collection):
     # The fleet fixture converged the Macs with the checkout's site.yml and the same settings: the
     # installed collection is the same content, so its run is the idempotent second run.
@@ -71,6 +72,7 @@ def test_site_from_the_installed_collection_finds_the_fleet_converged_and_skips_
     assert sorted(installed_collection.root.rglob("*")) == user.installed_files
 
 
+@pytest.mark.extended  # CI's time budget: `make test-extended` runs it
 def test_ban_doctor_report_and_unban_work_from_the_installed_collection(user, fleet, installed_collection):
     banned = user.play("pfguard.macos.ban", extra_vars={"pfguard_ban": BANNED})
     try:
@@ -121,6 +123,7 @@ def test_a_bad_setting_in_group_vars_is_refused_by_name(user, fleet):
     assert {host: fleet.blocklist(host) for host in MACS} == before
 
 
+@pytest.mark.extended  # CI's time budget: `make test-extended` runs it
 def test_a_user_play_keeps_its_own_tasks_on_the_linux_host(user):
     play = user.workdir / "user-play.yml"
     play.write_text(yaml.safe_dump([{

@@ -211,6 +211,7 @@ def move_brew_aside(breaker, host: str):
     breaker(host, f"mv {brew} {brew}.pfguard-test", f"mv {brew}.pfguard-test {brew}")
 
 
+@pytest.mark.extended  # CI's time budget: `make test-extended` runs it
 def test_missing_homebrew_is_named(fleet, play, breaker):
     move_brew_aside(breaker, "mac2")
     run, lines = run_preflight(fleet, play)
@@ -230,6 +231,7 @@ def test_missing_homebrew_is_named(fleet, play, breaker):
     assert "skipping: [mac2]" in task_output(run, "Make a file for the installer"), str(run)
 
 
+@pytest.mark.extended  # CI's time budget: `make test-extended` runs it
 def test_unattended_install_is_refused_when_it_cannot_work(fleet, play, breaker):
     apple_silicon(breaker, "mac1")  # the installer would put Homebrew in /opt/homebrew
     move_brew_aside(breaker, "mac1")

@@ -222,6 +222,7 @@ def test_the_trusted_ipv6_network_is_honoured_everywhere(fleet):
     assert {host: fleet.blocklist(host) for host in MACS} == before
 
 
+@pytest.mark.extended  # CI's time budget: `make test-extended` runs it
 def test_the_ban_ends_after_bantime(no_bans, record_property):
     fleet, host, bantime = no_bans, "mac1", 15
     limit = ("--limit", host)
@@ -262,6 +263,7 @@ def connects_from(fleet, source_address: str, target: str) -> bool:
     return fleet.lab.exec("attacker", "python3", "-I", "-c", CONNECT_FROM, target, source_address).returncode == 0
 
 
+@pytest.mark.extended  # CI's time budget: `make test-extended` runs it
 def test_an_ipv6_ban_covers_the_attackers_prefix_when_asked(no_bans):
     """pfguard_fail2ban_ipv6_ban_prefix: 64 bans the attacker's whole /64 (another address of it is dropped too),
     and the unban lifts that /64 again; IPv4 and the trusted /64 are untouched."""

@@ -232,6 +232,7 @@ def assert_consistent(fleet, host: str) -> None:
     assert all(not name.startswith(".") for name in leftovers), leftovers
 
 
+@pytest.mark.extended  # CI's time budget: `make test-extended` runs it
 @pytest.mark.parametrize("cut", ["ssh", "module"])
 def test_a_ban_cut_in_the_middle_leaves_the_mac_consistent_and_a_rerun_completes(clean, tmp_path, cut):
     """`ssh`: every SSH session to the Mac is killed while the module runs; `module`: the module itself is
@@ -252,7 +253,10 @@ def test_a_ban_cut_in_the_middle_leaves_the_mac_consistent_and_a_rerun_completes
         run = running.wait(300)
     assert run.returncode != 0, str(run)
     wait_for(lambda: not module_running(fleet, host), 120, what="the cut module to end")
-    assert_consistent(fleet, host)
+    if cut == "ssh":  # the module ignores SIGHUP: the change and its persist file were finished
+        assert_consistent(fleet, host)
+    else:  # killed half-way: the persist file is whole, old or new; the table may be ahead of it
+        assert sorted(persisted(fleet, host)) in ([], sorted(CUT_BAN)), "a half-written persist file"
     again = fleet.lab.playbook("playbooks/ban.yml", "--limit", host, "-e", f"@{extra}")
     assert again.returncode == 0, str(again)
     assert_consistent(fleet, host)
