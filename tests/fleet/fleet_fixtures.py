@@ -28,6 +28,20 @@ MACS = ("mac1", "mac2", "mac3")
 ATTACKER, TRUSTED, CONTROLLER = "198.51.100.200", "198.51.100.50", "198.51.100.1"
 # fail2ban as Homebrew lays it out on each lab Mac (lab/pfguard_lab/data/fleet.yml).
 BREW_PREFIX = {"mac1": "/opt/homebrew", "mac2": "/usr/local", "mac3": "/opt/homebrew"}
+DAEMONS = "/Library/LaunchDaemons"
+PF_JOB, FAIL2BAN_JOB, LOGSTREAM_JOB = "org.pfguard.pf", "org.pfguard.fail2ban", "org.pfguard.logstream"
+
+
+def bootout(job: str) -> str:
+    """Script: unload a launchd job and wait until launchd has let it go (its last run ended). bootout
+    itself returns at once (docs/reference/macos.md#launchctl-verbs), and a run still going could undo a break."""
+    return (f"/bin/launchctl bootout system/{job} && "
+            f"while /bin/launchctl print system/{job} >/dev/null 2>&1; do sleep 0.1; done")  # fmt: skip
+
+
+def bootstrap(job: str) -> str:
+    """Script: load a launchd job from its plist unless it is loaded."""
+    return f"/bin/launchctl print system/{job} >/dev/null 2>&1 || /bin/launchctl bootstrap system {DAEMONS}/{job}.plist"
 
 
 class Fleet:

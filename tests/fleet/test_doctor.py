@@ -14,7 +14,18 @@ from pathlib import Path
 
 import pfguard_lab
 import pytest
-from fleet_fixtures import BREW_PREFIX, MACS, breaking, run_module_on
+from fleet_fixtures import (
+    BREW_PREFIX,
+    DAEMONS,
+    FAIL2BAN_JOB,
+    LOGSTREAM_JOB,
+    MACS,
+    PF_JOB,
+    bootout,
+    bootstrap,
+    breaking,
+    run_module_on,
+)
 from lab_fixtures import wait_for
 
 pytest_plugins = ["lab_fixtures", "fleet_fixtures"]
@@ -22,8 +33,6 @@ pytest_plugins = ["lab_fixtures", "fleet_fixtures"]
 PROTECTED = "protected"
 # The summary's rows: "<host> | <verdict>".
 SUMMARY_ROW = re.compile(r"^\s*(mac\d+)\s+\| (.+?)\s*$", re.MULTILINE)
-DAEMONS = "/Library/LaunchDaemons"
-PF_JOB, FAIL2BAN_JOB, LOGSTREAM_JOB = "org.pfguard.pf", "org.pfguard.fail2ban", "org.pfguard.logstream"
 STOCK_PF_CONF = Path(pfguard_lab.__file__).parent / "data" / "pf.conf"
 AUTH_LOG = "/var/log/pfguard/auth.log"
 # Seconds the doctor waits for its test line when the log stream is down (keeps that case fast).
@@ -71,14 +80,6 @@ def breaker(fleet):
 def wait_for_whole(fleet, host: str):
     wait_for(lambda: not whole(fleet, host), timeout=90, interval=1, what=f"{host} to be whole again",
              detail=lambda: whole(fleet, host))  # fmt: skip
-
-
-def bootout(job: str) -> str:
-    return f"/bin/launchctl bootout system/{job}"
-
-
-def bootstrap(job: str) -> str:
-    return f"/bin/launchctl print system/{job} >/dev/null 2>&1 || /bin/launchctl bootstrap system {DAEMONS}/{job}.plist"
 
 
 def kickstart(job: str) -> str:

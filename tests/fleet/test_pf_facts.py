@@ -10,7 +10,7 @@ tests/fleet/test_pf_facts.py`.
 from __future__ import annotations
 
 import pytest
-from fleet_fixtures import MACS, run_module_on
+from fleet_fixtures import MACS, PF_JOB, bootout, bootstrap, breaking, run_module_on
 from lab_fixtures import REPO
 
 pytest_plugins = ["lab_fixtures", "fleet_fixtures"]
@@ -22,8 +22,6 @@ BLOCKING = ("pfguard:pfguard_blocklist", "f2b/sshd:f2b-sshd")
 STOCK_PF_CONF = (REPO / "lab" / "pfguard_lab" / "data" / "pf.conf").read_text()
 # org.pfguard.pf re-hooks a dropped hook every pfguard_pf_check_interval seconds; while mac1 runs the
 # stock ruleset the job is booted out, so the broken state is the one the facts see.
-PF_JOB = "org.pfguard.pf"
-PF_JOB_PLIST = "/Library/LaunchDaemons/org.pfguard.pf.plist"
 
 
 def pf_facts(fleet, host: str, *extra: str) -> dict:
@@ -70,19 +68,12 @@ def test_check_mode_reports_the_same(fleet):
 def mac1_on_stock_ruleset(fleet):
     """mac1 running Apple's stock main ruleset; its own /etc/pf.conf (with pfguard's hook, as the role
     wrote it) reloaded and org.pfguard.pf loaded again afterwards, even when the test fails."""
-    try:
-        booted_out = fleet.lab.exec("mac1", "/bin/launchctl", "bootout", f"system/{PF_JOB}")
-        assert booted_out.returncode == 0, booted_out.stderr
-        loaded = fleet.lab.exec("mac1", "/sbin/pfctl", "-q", "-f", "-", input_text=STOCK_PF_CONF)
-        assert loaded.returncode == 0, loaded.stderr
+    with breaking(fleet) as break_:
+        break_("mac1", bootout(PF_JOB), bootstrap(PF_JOB))
+        break_("mac1", "/sbin/pfctl -q -f -", "/sbin/pfctl -q -f /etc/pf.conf", input_text=STOCK_PF_CONF)
         yield
-    finally:
-        reloaded = fleet.lab.exec("mac1", "/sbin/pfctl", "-q", "-f", "/etc/pf.conf")
-        if fleet.launchd_job("mac1", PF_JOB) is None:
-            fleet.lab.exec("mac1", "/bin/launchctl", "bootstrap", "system", PF_JOB_PLIST)
-        assert reloaded.returncode == 0, reloaded.stderr
-        assert fleet.launchd_job("mac1", PF_JOB) is not None, f"{PF_JOB} is not loaded again on mac1"
-        assert_protected(fleet, "mac1", pf_facts(fleet, "mac1"))
+    assert fleet.launchd_job("mac1", PF_JOB) is not None, f"{PF_JOB} is not loaded again on mac1"
+    assert_protected(fleet, "mac1", pf_facts(fleet, "mac1"))
 
 
 def test_stock_ruleset_leaves_pfguard_unreachable(fleet, mac1_on_stock_ruleset):

@@ -14,7 +14,7 @@ import re
 import subprocess
 
 import pytest
-from fleet_fixtures import ATTACKER, MACS, POLICY, breaking
+from fleet_fixtures import ATTACKER, MACS, PF_JOB, POLICY, bootout, bootstrap, breaking
 from lab_fixtures import wait_for
 
 pytest_plugins = ["lab_fixtures", "fleet_fixtures"]
@@ -198,6 +198,8 @@ def test_plays_refuse_a_mac_that_site_yml_has_not_set_up(clean, play_name):
     """A Mac without pfguard's data directory is named with what to do, before anything changes there."""
     fleet = clean
     with breaking(fleet) as break_:
+        # As before site.yml: no org.pfguard.pf either, whose periodic run recreates the persist files.
+        break_("mac2", bootout(PF_JOB), bootstrap(PF_JOB))
         break_("mac2", "mv /var/db/pfguard /var/db/pfguard.away", "mv /var/db/pfguard.away /var/db/pfguard")
         run = play(fleet, play_name, pfguard_ban=["203.0.113.9"], pfguard_unban=["203.0.113.9"])
         assert run.returncode != 0, str(run)
