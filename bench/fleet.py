@@ -33,7 +33,7 @@ RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s
 
 # Ansible's own defaults, spelled out so a user's environment cannot change them.
 DEFAULT = {"ANSIBLE_FORKS": "5", "ANSIBLE_PIPELINING": "False", "ANSIBLE_STRATEGY": "linear"}
-# docs/fleet-scale.md: what ansible.cfg.fleet-example sets. Forks follow the fleet size up to 50.
+# docs/fleet-scale.md: what docs/ansible.cfg.fleet-example sets. Forks follow the fleet size up to 50.
 TUNED = {
     "ANSIBLE_PIPELINING": "True",
     "ANSIBLE_STRATEGY": "linear",

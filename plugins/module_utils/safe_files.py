@@ -139,9 +139,10 @@ def read_bounded(path, limit=DEFAULT_READ_LIMIT, what="file"):
 
 class StagedFile(object):
     """New contents for `path`, written and flushed to a temporary file beside it on creation;
-    commit() puts it in place, discard() removes it. Check the target first (check_write_target)."""
+    commit() puts it in place, discard() removes it. Check the target first (check_write_target).
+    `owner` (uid, gid) sets the owner too, on the descriptor, before the file has its name."""
 
-    def __init__(self, path, content, mode=0o644):
+    def __init__(self, path, content, mode=0o644, owner=None):
         self.path = path
         self.tmp = None
         directory = os.path.dirname(path)
@@ -153,6 +154,8 @@ class StagedFile(object):
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
+            if owner is not None:
+                os.fchown(fd, owner[0], owner[1])
             os.fchmod(fd, mode)
             os.fsync(fd)
         except OSError:
