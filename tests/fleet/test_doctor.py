@@ -98,8 +98,8 @@ def f2b(host: str, *args: str) -> str:
     return " ".join([f"{prefix}/bin/fail2ban-client", "-c", f"{prefix}/etc/fail2ban", *args])
 
 
-# verdict, host, how to break it, how to restore it (docs/doctor.md). The stream-down case runs before the
-# emptied-log one, which leaves mac2's log without old lines.
+# verdict, host, how to break it, how to restore it (docs/doctor.md), in the order they run on each host.
+# The stream-down case runs before the emptied-log one, which leaves mac2's log without old lines.
 BREAKS = [
     ("anchor pfguard is not referenced from the main ruleset", "mac1",
      f"{bootout(PF_JOB)} && /sbin/pfctl -q -f -", bootstrap(PF_JOB)),
@@ -121,12 +121,12 @@ BREAKS = [
     # Stream down and the file emptied (as after a rotation the stream missed): no sshd line at all.
     ("no sshd line reached the jail's log in the last 10 minutes", "mac2",
      f"{bootout(LOGSTREAM_JOB)} && : > {AUTH_LOG}", bootstrap(LOGSTREAM_JOB)),
-    ("launchd job org.pfguard.pf is not loaded: nothing keeps PF enabled and pfguard's anchor hooked", "mac1",
+    ("launchd job org.pfguard.pf is not loaded: nothing keeps PF enabled and pfguard's anchor hooked", "mac2",
      bootout(PF_JOB), bootstrap(PF_JOB)),
     ("launchd job org.pfguard.fail2ban is disabled: it will not start after a reboot", "mac3",
      f"/bin/launchctl disable system/{FAIL2BAN_JOB}", f"/bin/launchctl enable system/{FAIL2BAN_JOB}"),
     ("launchd job org.pfguard.logstream has no plist in /Library/LaunchDaemons: it will not start after a reboot",
-     "mac1", f"mv {DAEMONS}/{LOGSTREAM_JOB}.plist /var/root/{LOGSTREAM_JOB}.plist",
+     "mac3", f"mv {DAEMONS}/{LOGSTREAM_JOB}.plist /var/root/{LOGSTREAM_JOB}.plist",
      f"mv /var/root/{LOGSTREAM_JOB}.plist {DAEMONS}/{LOGSTREAM_JOB}.plist"),
 ]  # fmt: skip
 
@@ -174,13 +174,33 @@ def test_pf_disabled_on_one_mac_fails_the_run_after_the_whole_summary(fleet, bre
     assert summary_at < run.stdout.index("Fail on every Mac that is not protected"), str(run)
 
 
-@pytest.mark.parametrize("verdict,host,script,restore", BREAKS, ids=[verdict for verdict, *_ in BREAKS])
-def test_each_broken_link_gives_its_verdict(fleet, breaker, verdict, host, script, restore):
-    # Only the stock-ruleset break reads stdin: Apple's /etc/pf.conf, without pfguard's hooks.
-    breaker(host, script.replace("{f2b}", f2b(host)), restore, input_text=STOCK_PF_CONF.read_text())
-    run, verdicts = run_doctor(fleet, "--limit", host, pfguard_doctor_log_wait=LOG_WAIT)
+def rounds(breaks: list) -> list[list]:
+    """The breaks in rounds of at most one per host, each host's breaks in their order."""
+    grouped: list[list] = []
+    next_round = dict.fromkeys(MACS, 0)
+    for entry in breaks:
+        host = entry[1]
+        if next_round[host] == len(grouped):
+            grouped.append([])
+        grouped[next_round[host]].append(entry)
+        next_round[host] += 1
+    return grouped
+
+
+ROUNDS = rounds(BREAKS)
+ROUND_IDS = ["; ".join(f"{host}: {verdict}" for verdict, host, *_ in breaks) for breaks in ROUNDS]
+
+
+@pytest.mark.parametrize("breaks", ROUNDS, ids=ROUND_IDS)
+def test_each_broken_link_gives_its_verdict(fleet, breaker, breaks):
+    """One broken link per Mac at a time, read by one doctor run: each broken Mac gets its verdict, a Mac
+    left whole stays protected."""
+    for _verdict, host, script, restore in breaks:
+        # Only the stock-ruleset break reads stdin: Apple's /etc/pf.conf, without pfguard's hooks.
+        breaker(host, script.replace("{f2b}", f2b(host)), restore, input_text=STOCK_PF_CONF.read_text())
+    run, verdicts = run_doctor(fleet, pfguard_doctor_log_wait=LOG_WAIT)
     assert run.returncode != 0, str(run)
-    assert verdicts == {host: verdict}, str(run)
+    assert verdicts == {**dict.fromkeys(MACS, PROTECTED), **{host: verdict for verdict, host, *_ in breaks}}, str(run)
 
 
 def test_fleet_is_protected_again(fleet):
