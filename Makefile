@@ -120,7 +120,11 @@ emulator-tests: venv
 
 # tests/lab on the running lab: the roles and the lab end to end.
 lab-tests: venv
-	$(BIN)/pytest -q -p no:cacheprovider --durations=15 -m lab tests/lab
+	$(BIN)/pytest -q -p no:cacheprovider --durations=15 -m "lab and not extended" tests/lab
+
+# The tests/lab cases kept out of `make test` for CI's time budget (marker `extended`).
+lab-extended: venv
+	$(BIN)/pytest -q -p no:cacheprovider --durations=15 -m "lab and extended" tests/lab
 
 # Protection end to end, the fleet plays and the doctor, on a fresh lab after playbooks/site.yml
 # (a pytest session of its own, so nothing from tests/lab carries over).
@@ -130,7 +134,8 @@ fleet-tests: venv
 # The fleet tests kept out of `make test` for CI's time budget (marker `extended`): the `pfguard`
 # command on the lab, site.yml enabling disabled launchd jobs, the preflight's slower cases, the
 # installed collection used end to end, a ban cut in the middle, the ban ending after bantime and
-# the IPv6 prefix ban. `make test-extended` runs them and Molecule; run it before a release.
+# the IPv6 prefix ban, a 150 000-entry feed, pull mode. `make test-extended` runs them and Molecule;
+# run it before a release.
 fleet-extended: venv
 	$(BIN)/pytest -q -p no:cacheprovider --durations=25 -m extended tests/fleet
 
@@ -155,10 +160,10 @@ test-static:
 test-lab:
 	$(MAKE) --no-print-directory -j1 lab-tests fleet-tests
 
-# What `make test` leaves out for CI's 30 minutes: the extended fleet tests and Molecule (the
+# What `make test` leaves out for CI's 30 minutes: the extended lab and fleet tests and Molecule (the
 # collection converged, re-run and verified by the doctor with the current ansible-core).
 test-extended: venv
-	$(MAKE) --no-print-directory -j1 fleet-extended molecule
+	$(MAKE) --no-print-directory -j1 lab-extended fleet-extended molecule
 
 # No lab, one ansible-core: what a change can be checked with in a couple of minutes.
 test-fast: venv

@@ -320,6 +320,13 @@ def _mac_command(action):
     return run
 
 
+def cmd_serve_git(args) -> int:
+    lab = Lab()
+    print(lab.serve_git())
+    print(lab.git_dir)
+    return 0
+
+
 def cmd_down(args) -> int:
     lab = Lab()
     started = time.monotonic()
@@ -404,6 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("host")
     update.set_defaults(func=_mac_command(hostmod.os_update))
 
+    sub.add_parser(
+        "serve-git", help="serve the lab dir's git/ repositories read-only to the Macs (git daemon on the "
+        "controller's lab address; `down` ends it); prints the base URL and the directory"
+    ).set_defaults(func=cmd_serve_git)
     sub.add_parser("down", help="remove everything the lab made (also after a crash)").set_defaults(func=cmd_down)
     return parser
 

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
 import re
 import secrets
 import shutil
+import signal
+import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +32,8 @@ TRUSTED_NETWORKS = ["198.51.100.0/25", "2001:db8:100::/64"]
 HOST_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
 ARCHES = ("arm64", "x86_64")
 WRONG_PASSWORD = "pfguard-lab-wrong-password"
+# The controller's read-only git server for the Macs (pull mode, docs/pull-mode.md): git's own port.
+GIT_PORT = 9418
 
 
 class LabError(RuntimeError):
@@ -361,6 +366,83 @@ class Lab:
         self.paths.inventory.write_text(text)
         return self.paths.inventory
 
+    # the controller's git server
+
+    @property
+    def git_dir(self) -> Path:
+        """Repositories the controller serves to the Macs (git://<controller>/<name>)."""
+        return self.paths.base / "git"
+
+    @property
+    def git_pid_file(self) -> Path:
+        return self.paths.base / "git-daemon.pid"
+
+    def controller_address(self) -> str:
+        """The controller's IPv4 address on the lab bridge."""
+        shown = json.loads(netns.run(["ip", "-j", "-4", "addr", "show", "dev", netns.BRIDGE]))
+        for link in shown:
+            for info in link.get("addr_info", []):
+                if info.get("family") == "inet":
+                    return info["local"]
+        raise LabError(f"the lab bridge {netns.BRIDGE} has no IPv4 address; is the lab up?")
+
+    def serve_git(self, timeout: float = 10.0) -> str:
+        """Serve the repositories under `git_dir` read-only (git daemon --export-all, no push) on the
+        controller's lab address only, so the traffic stays on the bridge; `down` ends the server.
+        Returns the base URL (git://<controller>/); starting it twice keeps the first."""
+        if self.state() is None:
+            raise LabError(f"no lab is up (no {self.paths.state}); run `pfguard-lab up`")
+        address = self.controller_address()
+        url = f"git://{address}/"
+        pid = self._git_daemon_pid()
+        if pid is not None:
+            return url
+        self.git_dir.mkdir(mode=0o755, exist_ok=True)
+        with open(self.paths.base / "git-daemon.log", "ab") as log:
+            proc = subprocess.Popen(
+                ["git", "daemon", "--export-all", "--reuseaddr", "--informative-errors",
+                 f"--base-path={self.git_dir}", f"--listen={address}", f"--port={GIT_PORT}", str(self.git_dir)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            )  # fmt: skip
+        self.git_pid_file.write_text(f"{proc.pid}\n")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection((address, GIT_PORT), timeout=0.5):
+                    return url
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    self._end_git_daemon()
+                    raise LabError(f"git daemon did not start on {address}:{GIT_PORT} "
+                                   f"(see {self.paths.base / 'git-daemon.log'})") from None  # fmt: skip
+                time.sleep(0.05)
+
+    def _git_daemon_pid(self) -> int | None:
+        try:
+            pid = int(self.git_pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                alive = b"daemon" in handle.read()
+        except OSError:
+            alive = False
+        return pid if alive else None
+
+    def _end_git_daemon(self) -> bool:
+        """End the git server and the upload-packs it forked (its session); True when one ran."""
+        pid = self._git_daemon_pid()
+        if pid is None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while netns.process_alive(pid) and time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            time.sleep(0.05)
+        return True
+
     # status
 
     def status(self) -> list[dict]:
@@ -396,6 +478,8 @@ class Lab:
                 raise LabError(f"processes {alive} survived SIGKILL")
             removed.append(f"{len(pids)} processes")
         self._end_control_masters()
+        if self._end_git_daemon():
+            removed.append("git daemon")
         for name in names:
             netns.delete_netns(name)
             removed.append(f"netns {name}")

@@ -21,7 +21,9 @@ from ansible_collections.pfguard.macos.plugins.plugin_utils.filter_checks import
     refuse,
 )
 
-PLAYS = ("ban", "unban", "sync", "doctor", "report")
+PLAYS = ("ban", "unban", "sync", "doctor", "report", "feeds")
+# feeds: how many of the dropped entries the summary names
+FEEDS_DROPPED_SHOWN = 10
 NOT_A_MAC = "not a Mac (skipped)"
 NOT_CHECKED = "not checked: a task failed on it (see above)"
 
@@ -66,6 +68,15 @@ def _totals(play, hosts, skipped):
             "states_killed": sum(result["states_killed"] for result in hosts.values()),
             "skipped": len(skipped),
         }
+    if play == "feeds":
+        return {
+            "hosts": len(hosts),
+            "hosts_changed": sum(1 for result in hosts.values() if result["added"] or result["removed"]),
+            "added": sum(result["added"] for result in hosts.values()),
+            "removed": sum(result["removed"] for result in hosts.values()),
+            "states_killed": sum(result["states_killed"] for result in hosts.values()),
+            "skipped": len(skipped),
+        }
     if play == "doctor":
         return {
             "hosts": len(hosts),
@@ -106,6 +117,16 @@ def _host_result(play, host, result):
             "removed": _addresses(result, "removed", what + ".removed"),
             "states_killed": _count(result, "states_killed", what + ".states_killed"),
             "not_synced": _addresses(result, "not_synced", what + ".not_synced"),
+        }
+    if play == "feeds":
+        limit = result.get("limit")
+        return {
+            "added": _count(result, "added", what + ".added"),
+            "removed": _count(result, "removed", what + ".removed"),
+            "states_killed": _count(result, "states_killed", what + ".states_killed"),
+            "entries": _count(result, "entries", what + ".entries"),
+            "table_entries": _count(result, "table_entries", what + ".table_entries"),
+            "limit": None if limit is None else check_count(limit, what + ".limit"),
         }
     if play == "doctor":
         return {
@@ -195,6 +216,37 @@ def _lines_sync(result, would):
         totals["added"], would, totals["removed"], would, totals["states_killed"], would)
 
 
+def _lines_feeds(result, would):
+    details, totals = result["details"], result["totals"]
+    feeds = check_list(details.get("feeds", []), "fleet_summary: details.feeds", optional=True)
+    yield "feeds%s: %d entries merged from %d feed(s)" % (_checked(result), check_count(
+        details.get("count", 0), "fleet_summary: details.count"), len(feeds))
+    for index, feed in enumerate(feeds):
+        feed = check_mapping(feed, "fleet_summary: details.feeds[%d]" % index)
+        line = "  %s: %s, %s entries" % (feed.get("name"), feed.get("status"), feed.get("entries"))
+        if feed.get("status") == "failed":
+            line += " (%s; %s)" % (feed.get("error"), "kept the last good list from %s" % feed["last_good"]
+                                   if feed.get("last_good") else "no earlier list: it adds nothing")
+        yield line
+    dropped = check_list(details.get("dropped", []), "fleet_summary: details.dropped", optional=True)
+    dropped_count = check_count(details.get("dropped_count", len(dropped)), "fleet_summary: details.dropped_count")
+    if dropped_count:
+        yield "  dropped %d entr%s (never loaded):" % (dropped_count, "y" if dropped_count == 1 else "ies")
+        for item in dropped[:FEEDS_DROPPED_SHOWN]:
+            item = check_mapping(item, "fleet_summary: details.dropped[]")
+            yield "    %s from %s: %s" % (item.get("entry"), ", ".join(item.get("feeds") or []), item.get("reason"))
+        if dropped_count > FEEDS_DROPPED_SHOWN:
+            yield "    ... and %d more" % (dropped_count - FEEDS_DROPPED_SHOWN)
+    for host, item in result["hosts"].items():
+        done = ("%sadded %d, removed %d" % (would, item["added"], item["removed"])) \
+            if item["added"] or item["removed"] else "unchanged"
+        limit = "unlimited" if item["limit"] is None else "%d" % item["limit"]
+        yield "%s: %s; %d entries in pfguard_feeds; %d of %s table entries in use" % (
+            host, done, item["entries"], item["table_entries"], limit)
+    yield "total: %d entries %sadded, %d %sremoved on %d of %d hosts" % (
+        totals["added"], would, totals["removed"], would, totals["hosts_changed"], totals["hosts"])
+
+
 def _lines_doctor(result, _would):
     rows = [(host, item["verdict"]) for host, item in result["hosts"].items()]
     rows += [(host, NOT_A_MAC) for host in result["skipped"]]
@@ -223,6 +275,7 @@ LINES = {
     "sync": _lines_sync,
     "doctor": _lines_doctor,
     "report": _lines_report,
+    "feeds": _lines_feeds,
 }
 
 

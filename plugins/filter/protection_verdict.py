@@ -18,12 +18,16 @@ description:
     first broken link in plain words. The chain, in order, is described in C(docs/doctor.md)
     of the collection.
   - PF enabled; anchor C(pfguard) reachable from the main ruleset; its table C(pfguard_blocklist)
-    referenced by an active block rule.
+    referenced by an active block rule, and so is its table C(pfguard_feeds) when the Mac has it (an empty
+    feeds table is no broken link).
   - When fail2ban jails are expected, then also C(anchor "f2b/*") in the main ruleset; fail2ban
     installed and running; each expected jail running; its table C(f2b-<jail>) referenced by an
     active block rule; sshd's lines reaching the C(sshd) jail's log.
   - Last the LaunchDaemons that keep it all true across time and reboots are loaded, enabled and
     installed.
+  - After them, on a Mac with pfguard.macos.pull (fact C(pull) with C(installed) true), the pull - its status
+    file exists and can be read, its last pull did not fail (verdict C(pull failing since <time>) and the
+    reason) and the last successful one is at most C(pull.max_intervals) pull intervals older than C(pull.now).
   - A pure function of the facts it is given; it runs nothing.
   - A fact that is missing (a key that is absent from the input or from one of its dictionaries) counts as
     false or empty, which breaks the links that need it, with two exceptions - a missing C(launchd.disabled)
@@ -44,7 +48,8 @@ options:
       - The host's facts, a dictionary with keys C(pf) (from M(pfguard.macos.pf_facts)), C(fail2ban)
         (from M(pfguard.macos.fail2ban_facts)), C(launchd) and C(sshd_log).
       - Read from C(pf) are C(enabled) (V(true) or V(false)), C(reachable_anchors) and C(blocking_tables)
-        (lists of strings) and C(rulesets[""]) (a list of strings in the dictionary C(rulesets)); from
+        (lists of strings), C(tables) (a list of dictionaries with C(anchor) and C(name)) and
+        C(rulesets[""]) (a list of strings in the dictionary C(rulesets)); from
         C(fail2ban) C(installed) and C(running) (V(true) or V(false)) and C(jails) (a dictionary keyed by jail
         name).
       - C(launchd) has three lists of LaunchDaemon labels, C(loaded) (C(launchctl print system/<label>)
@@ -92,6 +97,7 @@ _value:
   type: str
 """
 
+import json
 import re
 from collections.abc import Mapping
 
@@ -108,6 +114,7 @@ from ansible_collections.pfguard.macos.plugins.plugin_utils.filter_checks import
 PROTECTED = "protected"
 PF_ANCHOR = "pfguard"
 PF_BLOCKLIST = "pfguard_blocklist"
+PF_FEEDS = "pfguard_feeds"
 PF_LABEL = "org.pfguard.pf"
 FAIL2BAN_LABEL = "org.pfguard.fail2ban"
 LOGSTREAM_LABEL = "org.pfguard.logstream"
@@ -178,8 +185,23 @@ def _pf_links(pf):
         yield "pf_disabled", "PF is disabled"
     if PF_ANCHOR not in _strings(pf, "pf", "reachable_anchors"):
         yield "anchor_not_referenced", "anchor %s is not referenced from the main ruleset" % PF_ANCHOR
-    if "%s:%s" % (PF_ANCHOR, PF_BLOCKLIST) not in _strings(pf, "pf", "blocking_tables"):
+    blocking = _strings(pf, "pf", "blocking_tables")
+    if "%s:%s" % (PF_ANCHOR, PF_BLOCKLIST) not in blocking:
         yield "table_not_referenced", "table %s is not referenced by any block rule" % PF_BLOCKLIST
+    # The feeds table is checked once it exists (site.yml's anchor defines it): empty or not, a Mac
+    # whose feeds table no block rule references drops nothing feeds.yml loads.
+    if "%s:%s" % (PF_ANCHOR, PF_FEEDS) not in blocking and _has_table(pf, PF_ANCHOR, PF_FEEDS):
+        yield "table_not_referenced", "table %s is not referenced by any block rule" % PF_FEEDS
+
+
+def _has_table(pf, anchor, name):
+    """Whether pf.tables (a list of {anchor, name, ...}) holds the table; missing is empty."""
+    what = "%s: pf.tables" % NAME
+    for index, table in enumerate(check_list(pf.get("tables", []), what, "a list of tables")):
+        table = check_mapping(table, "%s[%d]" % (what, index))
+        if table.get("anchor") == anchor and table.get("name") == name:
+            return True
+    return False
 
 
 def _fail2ban_links(pf, fail2ban, sshd_log, jails, log_minutes):
@@ -232,6 +254,73 @@ def _launchd_links(launchd, labels):
             )
 
 
+PULL_STATUS_FILE = "/var/db/pfguard/pull.json"
+PULL_TEXT_MAX = 240
+
+
+def _pull_text(value):
+    """A status field for a message: printable, at most PULL_TEXT_MAX characters."""
+    text = "" if value is None else str(value)
+    text = "".join(char if char.isprintable() else "?" for char in text)
+    return text if len(text) <= PULL_TEXT_MAX else text[: PULL_TEXT_MAX - 3] + "..."
+
+
+def _pull_epoch(status, key):
+    value = status.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("%s is not a time in seconds: %s" % (key, _pull_text(json.dumps(value))))
+    return value
+
+
+def pull_status(text):
+    """The pull status file's text (written by pfguard.macos.pull's script) as a dictionary; ValueError
+    naming what is wrong."""
+    if not isinstance(text, str):
+        raise ValueError("not text")
+    status = json.loads(text)
+    if not isinstance(status, dict):
+        raise ValueError("not a JSON object")
+    if status.get("result") not in ("ok", "failed"):
+        raise ValueError("result is not ok or failed: %s" % _pull_text(json.dumps(status.get("result"))))
+    interval = status.get("interval")
+    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+        raise ValueError("interval is not a number of seconds: %s" % _pull_text(json.dumps(interval)))
+    for key in ("last_success_epoch", "last_attempt_epoch", "failing_since_epoch"):
+        _pull_epoch(status, key)
+    return status
+
+
+def _pull_links(pull):
+    """Pull mode (pfguard.macos.pull): the last pull succeeded, within `max_intervals` intervals."""
+    if not _flag(pull, "pull", "installed"):
+        return
+    text = pull.get("status")
+    if text is None:
+        yield "pull_never_ran", "no pull has finished yet (no %s)" % PULL_STATUS_FILE
+        return
+    try:
+        status = pull_status(text)
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        yield "pull_status_unreadable", "pull status file %s cannot be read: %s" % (
+            PULL_STATUS_FILE, _pull_text(str(exc).split("\n", 1)[0]))
+        return
+    if status["result"] == "failed":
+        yield "pull_failing", "pull failing since %s: %s" % (
+            _pull_text(status.get("failing_since") or status.get("last_attempt")), _pull_text(status.get("reason")))
+        return
+    now = pull.get("now")
+    if now is not None and (isinstance(now, bool) or not isinstance(now, (int, float)) or not now >= 0):
+        refuse("%s: pull.now" % NAME, "must be the Mac's time in seconds since 1970", now)
+    intervals = check_count(pull.get("max_intervals", 3), "%s: pull.max_intervals" % NAME, minimum=1,
+                            maximum=10000, expected="must be a positive integer")  # fmt: skip
+    success = _pull_epoch(status, "last_success_epoch")
+    if success is None or (now is not None and now - success > intervals * status["interval"]):
+        yield "pull_stale", "no successful pull since %s (more than %d intervals of %d s)" % (
+            _pull_text(status.get("last_success")) or "it was installed", intervals, status["interval"])
+
+
 def broken_link_items(facts, jails=("sshd",), log_minutes=10):
     """(name, message) of every broken link of the chain, in chain order (empty when protected)."""
     if not isinstance(facts, Mapping):
@@ -246,6 +335,7 @@ def broken_link_items(facts, jails=("sshd",), log_minutes=10):
         links.extend(_fail2ban_links(pf, fail2ban, _mapping(facts, "sshd_log"), jails, log_minutes))
         labels += [FAIL2BAN_LABEL, LOGSTREAM_LABEL]
     links.extend(_launchd_links(_mapping(facts, "launchd"), labels))
+    links.extend(_pull_links(_mapping(facts, "pull")))
     return links
 
 

@@ -99,6 +99,26 @@ def parse_references(stdout):
     return tokens
 
 
+# pfctl_show_limits: `%-13s ` then `hard limit %8u`, or `unlimited` (docs/reference/pfctl.md#limits)
+_LIMIT_RE = re.compile(r"\A([a-z][a-z-]{0,31}) +(?:hard limit +([0-9]{1,10})|(unlimited))\Z")
+
+
+def parse_memory(stdout):
+    """PF's pool hard limits from `pfctl -s memory`: {name with `_` for `-`: limit, None when unlimited}."""
+    limits = {}
+    for line in _lines(stdout):
+        if not line:
+            continue
+        match = _LIMIT_RE.match(line)
+        if not match:
+            raise ValueError(line)
+        name, value, _unlimited = match.groups()
+        limits[name.replace("-", "_")] = int(value) if value is not None else None
+    if "table_entries" not in limits:
+        raise ValueError("no table-entries line in pfctl -s memory output")
+    return limits
+
+
 def parse_anchors(stdout):
     """Anchor paths from `pfctl -v -s Anchors` (one `  path` per line), without PF's reserved `_pf`,
     exactly as printed (see escape() and queryable() before using one)."""
@@ -315,6 +335,7 @@ class PfReader(Pfctl):
     def facts(self):
         """ansible_facts.pf (see the pf_facts module's RETURN)."""
         enabled, status = self.parsed(parse_status, "info")
+        limits = self.parsed(parse_memory, "memory")
         tokens = self.parsed(parse_references, "References")
         printed = self.parsed(parse_anchors, "Anchors", verbose=1)
         anchors = [escape(name) for name in printed]
@@ -346,4 +367,6 @@ class PfReader(Pfctl):
             rulesets=rulesets,
             tables=tables,
             blocking_tables=blocking,
+            limits=limits,
+            table_entries=sum(table["count"] for table in tables),
         )

@@ -36,7 +36,7 @@ notes:
   - Names and rules are reported with every character that is not printable ASCII escaped (C(\xNN),
     C(\uNNNN), a backslash as C(\\)). The rules and tables of an anchor whose name holds such a
     character are not read (its name cannot be given back to pfctl reliably); the task warns.
-  - Runs C(pfctl -s info), C(-s References), C(-v -s Anchors), then C(-s rules) and C(-vv -s Tables) for
+  - Runs C(pfctl -s info), C(-s memory), C(-s References), C(-v -s Anchors), then C(-s rules) and C(-vv -s Tables) for
     the main ruleset and each anchor, all with C(-q).
   - Rules inside the braces of a brace anchor (C(anchor { ... }), named C(_1), C(_2), ...) are that
     anchor's rules, reported under its own name.
@@ -123,6 +123,21 @@ ansible_facts:
           type: list
           elements: str
           sample: ["pfguard:pfguard_blocklist", "f2b/sshd:f2b-sshd"]
+        limits:
+          description:
+            - PF's pool hard limits (C(pfctl -s memory)), keyed by pool name with C(_) for C(-), V(null) when
+              unlimited. C(table_entries) is the number of entries all tables together may hold (200000 by
+              default on macOS, raised with C(set limit table-entries N) in C(/etc/pf.conf)).
+          returned: always
+          type: dict
+          sample: {states: 10000, app_states: 10000, src_nodes: 10000, frags: 5000, tables: 1000, table_entries: 200000}
+        table_entries:
+          description:
+            - The entries of every table in RV(ansible_facts.pf.tables), added up, which is what counts against
+              C(table_entries) of RV(ansible_facts.pf.limits).
+          returned: always
+          type: int
+          sample: 12
 """
 
 from ansible.module_utils.basic import AnsibleModule

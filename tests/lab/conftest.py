@@ -9,6 +9,9 @@ pytest.register_assert_rewrite("lab_fixtures")
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "lab: needs the running lab of emulated Macs (the session fixture `lab`)")
+    config.addinivalue_line(
+        "markers", "extended: a lab test kept out of `make test` (CI's time budget); `make lab-extended` runs them"
+    )
 
 
 def pytest_collection_modifyitems(items):

@@ -53,7 +53,9 @@ class Mac:
         self.wrapper = brew.provision(self.root, PREFIX, "admin")
         self.prefix = self.root / PREFIX.lstrip("/")
         self.as_admin = system_python_launcher(self.root, "pfguard_lab.emulators.brew")
-        self.env = lab_env(self.root, PFGUARD_LAB_BREW_PREFIX=PREFIX)
+        # The ansible formula's executables run this machine's Ansible (the virtualenv running the tests).
+        self.env = lab_env(self.root, PFGUARD_LAB_BREW_PREFIX=PREFIX,
+                           PFGUARD_LAB_ANSIBLE_BIN=str(Path(sys.executable).parent))  # fmt: skip
 
     def brew(self, *args: str) -> subprocess.CompletedProcess:
         """`brew ARGS` as admin, the way the kit runs it (become_user)."""
@@ -313,3 +315,41 @@ def test_community_general_modules_drive_the_lab_brew(mac):
     removed = run_module(mac, "homebrew", {**package, "state": "absent"})
     assert (removed["changed"], removed["msg"]) == (True, "Package uninstalled: fail2ban")
     assert not (mac.prefix / "Cellar/fail2ban").exists()
+
+
+def test_ansible_formula_runs_this_machines_ansible(installed):
+    mac = installed
+    before = json.loads(mac.brew("info", "--json=v2", "ansible").stdout)["formulae"][0]
+    version = before["versions"]["stable"]
+    assert (before["name"], before["installed"], before["linked_keg"], before["caveats"]) == ("ansible", [], None, None)
+    assert version == brew.ansible_version(Path(sys.executable).parent)
+    result = mac.brew("install", "ansible")
+    assert result.returncode == 0, result.stderr
+    assert f"==> Pouring ansible--{version}.all.bottle.tar.gz" in result.stdout
+    assert "==> Caveats" not in result.stdout
+    assert f"{PREFIX}/Cellar/ansible/{version}: " in result.stdout
+    for tool in ("ansible", "ansible-playbook", "ansible-pull", "ansible-galaxy"):
+        assert os.readlink(mac.prefix / "bin" / tool) == f"../Cellar/ansible/{version}/bin/{tool}"
+        assert (mac.prefix / f"Cellar/ansible/{version}/bin" / tool).stat().st_uid == ADMIN_UID
+    assert os.readlink(mac.prefix / "opt/ansible") == f"../Cellar/ansible/{version}"
+    pulled = subprocess.run([str(mac.prefix / "bin/ansible-pull"), "--version"], capture_output=True, text=True,
+                            timeout=60)  # fmt: skip
+    assert pulled.returncode == 0 and pulled.stdout.startswith("ansible-pull [core "), pulled.stderr
+    # Both formulae side by side; fail2ban's commands still answer for fail2ban alone.
+    assert mac.brew("list").stdout == "ansible\nfail2ban\n"
+    assert mac.brew("list", "--versions", "ansible").stdout == f"ansible {version}\n"
+    installed_json = json.loads(mac.brew("info", "--json=v2", "--installed").stdout)["formulae"]
+    assert [formula["name"] for formula in installed_json] == ["ansible", "fail2ban"]
+    again = mac.brew("install", "ansible")
+    assert again.returncode == 0
+    assert again.stderr.startswith(f"Warning: ansible {version} is already installed and up-to-date.")
+    assert mac.brew("--prefix", "ansible").stdout == f"{PREFIX}/opt/ansible\n"
+    service = mac.brew("services", "info", "ansible")
+    assert service.returncode == 1 and service.stderr.startswith("Error: Formula `ansible` has not implemented")
+    removed = mac.brew("uninstall", "ansible")
+    assert removed.returncode == 0 and removed.stdout.startswith(f"Uninstalling {PREFIX}/Cellar/ansible/{version}...")
+    assert "configuration files" not in removed.stderr
+    assert not (mac.prefix / "bin/ansible-pull").exists() and not (mac.prefix / "Cellar/ansible").exists()
+    assert (mac.prefix / "bin/fail2ban-client").exists()
+    gone = mac.brew("uninstall", "ansible")
+    assert (gone.returncode, gone.stderr) == (1, f"Error: No such keg: {PREFIX}/Cellar/ansible\n")

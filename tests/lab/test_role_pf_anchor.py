@@ -26,6 +26,7 @@ PLIST = "/Library/LaunchDaemons/org.pfguard.pf.plist"
 HELPER = "/Library/Application Support/pfguard/org.pfguard.pf.sh"
 ANCHOR_FILE = "/etc/pf.anchors/pfguard"
 PERSIST_FILES = ("/var/db/pfguard/trusted.txt", "/var/db/pfguard/blocklist.txt")
+FEEDS_FILE = "/var/db/pfguard/feeds.txt"  # created empty; playbooks/feeds.yml fills it
 LOCK_DIR = "/var/run/org.pfguard.pf.lock"  # the helper's run lock
 CHECK_INTERVAL = 5  # the daemon's StartInterval here, so a re-hook is seen within the test
 NEW_INTERVAL = CHECK_INTERVAL + 1  # from the custom pf.conf step on: changes the plist
@@ -161,6 +162,7 @@ def test_converge_hooks_pfguard_enables_pf_and_blocks_the_attacker(mac1):
     assert mac1.pfctl("-a", "pfguard", "-s", "rules").splitlines() == [
         "pass in quick from <pfguard_trusted> to any no state",
         "block drop in log quick from <pfguard_blocklist> to any",
+        "block drop in log quick from <pfguard_feeds> to any",
     ]
     main_rules = mac1.pfctl("-s", "rules").splitlines()
     calls = [line for line in main_rules if line.startswith("anchor ")]
@@ -176,6 +178,7 @@ def test_converge_hooks_pfguard_enables_pf_and_blocks_the_attacker(mac1):
     trusted = [TRUSTED_NETWORK, TRUSTED_NETWORK6]
     assert mac1.pfctl("-a", "pfguard", "-t", "pfguard_trusted", "-T", "show").split() == trusted
     assert [mac1.read(path) for path in PERSIST_FILES] == ["".join(f"{n}\n" for n in trusted), f"{ATTACKER}\n"]
+    assert mac1.read(FEEDS_FILE) == ""
 
     assert mac1.sh(f"stat -c '%u %g %a' {PLIST}").strip() == "0 0 644"
     assert mac1.sh(f"/usr/bin/plutil -lint {PLIST}").strip() == f"{PLIST}: OK"
@@ -262,7 +265,7 @@ def test_absent_restores_pf_conf_bytes_and_removes_everything(mac1):
     assert mac1.converge(pfguard_state="absent")["changed"] > 0
 
     assert mac1.read("/etc/pf.conf") == CUSTOM_PF_CONF, "/etc/pf.conf must be byte-identical to before pfguard"
-    for path in (PLIST, HELPER, ANCHOR_FILE, *PERSIST_FILES):
+    for path in (PLIST, HELPER, ANCHOR_FILE, *PERSIST_FILES, FEEDS_FILE):
         assert not mac1.exists(path), f"{path} is still there"
     assert not mac1.daemon_loaded()
     main_rules = mac1.pfctl("-s", "rules")

@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""`brew` for the admin user, with one formula, `fail2ban`, backed by a real fail2ban of the Mac's version.
+"""`brew` for the admin user, with two formulae: `fail2ban`, backed by a real fail2ban of the Mac's version,
+and `ansible`, backed by this machine's Ansible (the lab's virtualenv: ansible-core and the `ansible`
+community package, what Homebrew's `ansible` formula installs).
 
 docs/reference/fail2ban.md#homebrew-packaging and docs/reference/ansible.md#homebrew-modules
 (community.general.homebrew, homebrew_services).
@@ -20,6 +22,11 @@ cache are only read.
 Paths written into generated files are on-disk paths (`$PFGUARD_LAB_ROOT` + prefix) because the
 real fail2ban reads them and knows nothing of the lab root; inside a lab host the root is `/`, so
 they are exactly the macOS paths. What `brew` prints uses the macOS path.
+
+`install ansible` lays out a keg whose executables (`ansible`, `ansible-playbook`, `ansible-pull`, ...,
+linked into `<prefix>/bin` like the formula's) exec this machine's own Ansible tools from the directory
+`PFGUARD_LAB_ANSIBLE_BIN` names (set by `provision` to the lab's virtualenv). The formula's version is
+the `ansible` package's version there.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ from pathlib import Path
 from pfguard_lab import commands, fail2ban_dist
 
 FORMULA = "fail2ban"
+ANSIBLE = "ansible"
+FORMULAE = (ANSIBLE, FORMULA)  # what `brew` knows, in its sorted order
 HOMEBREW_VERSION = "4.4.11"  # the lab's pick; nothing depends on it
 DESCRIPTION = "Scan log files and ban IPs showing malicious signs"
 HOMEPAGE = "https://www.fail2ban.org/"
@@ -51,6 +60,21 @@ FORMULA_META = {
     "1.0.2": {"revision": 0, "python": "python@3.11"},
     "1.1.0": {"revision": 2, "python": "python@3.13"},
 }
+
+# Homebrew's ansible formula (Formula/a/ansible.rb): a virtualenv in libexec with the `ansible` package,
+# its console scripts linked into bin. Dependencies: the formula's runtime ones (UNVERIFIED list: the
+# lab only reports them).
+ANSIBLE_DESCRIPTION = "Automate deployment, configuration, and upgrading"
+ANSIBLE_HOMEPAGE = "https://www.ansible.com/"
+ANSIBLE_DEPENDENCIES = ["certifi", "cryptography", "libsodium", "libssh", "libyaml", "python@3.13"]
+ANSIBLE_EXECUTABLES = ("ansible", "ansible-community", "ansible-config", "ansible-console", "ansible-doc",
+                       "ansible-galaxy", "ansible-inventory", "ansible-playbook", "ansible-pull", "ansible-test",
+                       "ansible-vault")  # fmt: skip
+ANSIBLE_BIN_ENV = "PFGUARD_LAB_ANSIBLE_BIN"
+ANSIBLE_SCRIPT = """#!/bin/sh
+# Homebrew ansible {version} keg executable (pfguard lab): this machine's {tool}.
+exec {real} "$@"
+"""
 
 SKELETON_DIRS = ("bin", "etc", "include", "lib", "opt", "sbin", "share", "var", "var/homebrew", "var/homebrew/linked",
                  "var/log", "Cellar", "Caskroom", "Library", "Library/Homebrew", "Library/Taps")  # fmt: skip
@@ -147,11 +171,49 @@ def human_size(size: float) -> str:
     return f"{int(size)}{chosen}" if int(size * 10) % 10 == 0 else f"{size:.1f}{chosen}"
 
 
+def ansible_bin() -> Path:
+    """Where this machine's Ansible tools are (the lab's virtualenv)."""
+    return Path(os.environ.get(ANSIBLE_BIN_ENV) or Path(sys.executable).parent)
+
+
+def ansible_version(bin_dir: Path) -> str:
+    """The `ansible` package's version in the virtualenv of `bin_dir` (what the formula is named after)."""
+    found = sorted(bin_dir.parent.glob("lib/python3*/site-packages/ansible-[0-9]*.dist-info"))
+    if not found or not (bin_dir / "ansible-pull").is_file():
+        raise BrewError(f"the lab's ansible formula needs Ansible in {bin_dir.parent} (no ansible package or "
+                        "ansible-pull there): run `make venv`")  # fmt: skip
+    return found[-1].name[len("ansible-"):-len(".dist-info")]
+
+
 class Homebrew:
-    def __init__(self, prefix: str, version: str | None = None):
+    def __init__(self, prefix: str, version: str | None = None, name: str = FORMULA):
         self.prefix = prefix.rstrip("/") or "/"
         self.disk_prefix = on_disk(self.prefix)
-        self.version = fail2ban_dist.check_version(version) if version else host_fail2ban_version()
+        self.name = name
+        self._version = version
+        if name == FORMULA:
+            self._version = fail2ban_dist.check_version(version) if version else host_fail2ban_version()
+
+    @property
+    def version(self) -> str:
+        if self._version is None:  # ansible: asked only when needed (a fail2ban-only command never asks)
+            self._version = ansible_version(ansible_bin())
+        return self._version
+
+    @property
+    def executables(self) -> tuple[str, ...]:
+        if self.name == FORMULA:
+            return EXECUTABLES
+        return tuple(tool for tool in ANSIBLE_EXECUTABLES if (ansible_bin() / tool).is_file())
+
+    def keg_of(self, name: str) -> "Homebrew":
+        """The same prefix's Homebrew for formula `name` (this one for fail2ban)."""
+        if name == self.name:
+            return self
+        kegs = self.__dict__.setdefault("_kegs", {})
+        if name not in kegs:
+            kegs[name] = Homebrew(self.prefix, name=name)
+        return kegs[name]
 
     # -- paths (macOS text) ---------------------------------------------------------------
     @property
@@ -160,7 +222,7 @@ class Homebrew:
 
     @property
     def keg(self) -> str:
-        return f"{self.cellar}/{FORMULA}/{self.version}"
+        return f"{self.cellar}/{self.name}/{self.version}"
 
     @property
     def repository(self) -> str:
@@ -172,7 +234,11 @@ class Homebrew:
 
     @property
     def disk_keg(self) -> Path:
-        return self.disk(f"Cellar/{FORMULA}/{self.version}")
+        if self.name != FORMULA and self._version is None:
+            kegs = sorted(self.disk(f"Cellar/{self.name}").glob("*/INSTALL_RECEIPT.json"))
+            if kegs:  # the installed keg stays at its version, whatever the virtualenv holds now
+                self._version = kegs[-1].parent.name
+        return self.disk(f"Cellar/{self.name}/{self.version}")
 
     def installed(self) -> bool:
         return (self.disk_keg / "INSTALL_RECEIPT.json").is_file()
@@ -185,12 +251,16 @@ class Homebrew:
 
     def link_paths(self) -> list[tuple[Path, str]]:
         """(link, relative target) for everything `brew link` creates besides opt/."""
-        links = [(self.disk(f"bin/{name}"), f"../Cellar/{FORMULA}/{self.version}/bin/{name}") for name in EXECUTABLES]
-        links.append((self.disk(f"var/homebrew/linked/{FORMULA}"), f"../../../Cellar/{FORMULA}/{self.version}"))
+        if self.name == FORMULA:
+            names = EXECUTABLES
+        else:
+            names = sorted(path.name for path in (self.disk_keg / "bin").glob("ansible*"))
+        links = [(self.disk(f"bin/{name}"), f"../Cellar/{self.name}/{self.version}/bin/{name}") for name in names]
+        links.append((self.disk(f"var/homebrew/linked/{self.name}"), f"../../../Cellar/{self.name}/{self.version}"))
         return links
 
     def linked(self) -> bool:
-        return self.disk(f"var/homebrew/linked/{FORMULA}").is_symlink()
+        return self.disk(f"var/homebrew/linked/{self.name}").is_symlink()
 
     def keg_usage(self) -> tuple[int, int]:
         files = size = 0
@@ -202,6 +272,8 @@ class Homebrew:
 
     # -- formula data ------------------------------------------------------------------------
     def formula_json(self) -> dict:
+        if self.name == ANSIBLE:
+            return self.ansible_formula_json()
         version, meta = self.version, FORMULA_META[self.version]
         installed = []
         if self.installed():
@@ -230,7 +302,34 @@ class Homebrew:
             "ruby_source_path": "Formula/f/fail2ban.rb",
         }  # fmt: skip
 
-    def caveats(self) -> str:
+    def ansible_formula_json(self) -> dict:
+        version = self.version
+        installed = []
+        if self.installed():
+            installed.append({
+                "version": version, "used_options": [], "built_as_bottle": True, "poured_from_bottle": True,
+                "time": self.receipt().get("time"), "runtime_dependencies": [], "installed_as_dependency": False,
+                "installed_on_request": True,
+            })  # fmt: skip
+        return {
+            "name": ANSIBLE, "full_name": ANSIBLE, "tap": "homebrew/core", "oldnames": [], "aliases": [],
+            "versioned_formulae": [], "desc": ANSIBLE_DESCRIPTION, "license": "GPL-3.0-or-later",
+            "homepage": ANSIBLE_HOMEPAGE, "versions": {"stable": version, "head": None, "bottle": True},
+            "urls": {"stable": {"url": f"https://files.pythonhosted.org/packages/source/a/ansible/ansible-{version}.tar.gz",
+                                "tag": None, "revision": None, "using": None, "checksum": None}},
+            "revision": 0, "version_scheme": 0, "bottle": {}, "keg_only": False, "keg_only_reason": None,
+            "options": [], "build_dependencies": ["pkgconf", "rust"], "dependencies": list(ANSIBLE_DEPENDENCIES),
+            "test_dependencies": [], "recommended_dependencies": [], "optional_dependencies": [],
+            "uses_from_macos": ["libffi", "libxml2", "libxslt"], "requirements": [], "conflicts_with": [],
+            "caveats": None, "installed": installed, "linked_keg": version if self.linked() else None,
+            "pinned": False, "outdated": False, "deprecated": False, "deprecation_date": None,
+            "deprecation_reason": None, "disabled": False, "disable_date": None, "disable_reason": None,
+            "post_install_defined": False, "service": None, "ruby_source_path": "Formula/a/ansible.rb",
+        }  # fmt: skip
+
+    def caveats(self) -> str | None:
+        if self.name == ANSIBLE:
+            return None
         return CAVEATS.format(etc=f"{self.prefix}/etc")
 
     def service_plist(self) -> dict:
@@ -255,7 +354,39 @@ class Homebrew:
             )
         return found
 
+    def write_receipt(self) -> None:
+        (self.disk_keg / "INSTALL_RECEIPT.json").write_text(json.dumps({
+            "homebrew_version": HOMEBREW_VERSION, "used_options": [], "unused_options": [],
+            "built_as_bottle": True, "poured_from_bottle": True, "loaded_from_api": True,
+            "installed_as_dependency": False, "installed_on_request": True, "time": int(time.time()),
+            "runtime_dependencies": [], "source": {"tap": "homebrew/core", "spec": "stable",
+                                                   "versions": {"stable": self.version, "head": None}},
+        }, indent=2) + "\n")  # fmt: skip
+
+    def link_opt(self) -> None:
+        opt = self.disk(f"opt/{self.name}")
+        opt.parent.mkdir(parents=True, exist_ok=True)
+        if opt.is_symlink() or opt.exists():
+            opt.unlink()
+        opt.symlink_to(f"../Cellar/{self.name}/{self.version}")
+
+    def install_ansible(self) -> None:
+        bin_dir = ansible_bin()
+        tools = self.executables
+        keg = self.disk_keg
+        (keg / "bin").mkdir(parents=True, exist_ok=True)
+        for tool in tools:
+            script = keg / "bin" / tool
+            script.write_text(ANSIBLE_SCRIPT.format(version=self.version, tool=tool, real=bin_dir / tool))
+            script.chmod(0o755)
+        self.write_receipt()
+        self.link_opt()
+        self.link()
+
     def install(self) -> None:
+        if self.name == ANSIBLE:
+            self.install_ansible()
+            return
         source = self.release()
         keg = self.disk_keg
         disk_etc, disk_var = str(self.disk("etc")), str(self.disk("var"))
@@ -274,18 +405,8 @@ class Homebrew:
         self.install_config(source, disk_etc, disk_var)
         for directory in ("var/run/fail2ban", "var/lib/fail2ban", "var/log"):  # post_install + fail2ban.conf paths
             self.disk(directory).mkdir(parents=True, exist_ok=True)
-        (keg / "INSTALL_RECEIPT.json").write_text(json.dumps({
-            "homebrew_version": HOMEBREW_VERSION, "used_options": [], "unused_options": [],
-            "built_as_bottle": True, "poured_from_bottle": True, "loaded_from_api": True,
-            "installed_as_dependency": False, "installed_on_request": True, "time": int(time.time()),
-            "runtime_dependencies": [], "source": {"tap": "homebrew/core", "spec": "stable",
-                                                   "versions": {"stable": self.version, "head": None}},
-        }, indent=2) + "\n")  # fmt: skip
-        opt = self.disk(f"opt/{FORMULA}")
-        opt.parent.mkdir(parents=True, exist_ok=True)
-        if opt.is_symlink() or opt.exists():
-            opt.unlink()
-        opt.symlink_to(f"../Cellar/{FORMULA}/{self.version}")
+        self.write_receipt()
+        self.link_opt()
         self.link()
 
     def install_config(self, source: fail2ban_dist.Release, disk_etc: str, disk_var: str) -> None:
@@ -333,7 +454,7 @@ class Homebrew:
             if link.is_symlink() or link.exists():
                 link.unlink()
             link.symlink_to(target)
-        return len(EXECUTABLES)
+        return sum(1 for link, _target in self.link_paths() if link.parent.name == "bin")
 
     def unlink(self) -> int:
         removed = 0
@@ -345,10 +466,10 @@ class Homebrew:
 
     def uninstall(self) -> None:
         self.unlink()
-        opt = self.disk(f"opt/{FORMULA}")
+        opt = self.disk(f"opt/{self.name}")
         if opt.is_symlink():
             opt.unlink()
-        shutil.rmtree(self.disk(f"Cellar/{FORMULA}"))
+        shutil.rmtree(self.disk(f"Cellar/{self.name}"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,10 +489,15 @@ def split_args(args: list[str], allowed: set[str]) -> tuple[set[str], list[str]]
     return flags, names
 
 
-def check_formulae(names: list[str]) -> None:
+def check_formulae(names: list[str]) -> list[str]:
+    """The formulae's short names; refuses a name the lab's Homebrew has no formula for."""
+    found = []
     for name in names:
-        if name not in (FORMULA, f"homebrew/core/{FORMULA}"):
+        short = name[len("homebrew/core/"):] if name.startswith("homebrew/core/") else name
+        if short not in FORMULAE:
             raise BrewError(f'No available formula with the name "{name}".')
+        found.append(short)
+    return found
 
 
 def out(text: str = "") -> None:
@@ -392,21 +518,23 @@ def cmd_install(brew: Homebrew, args: list[str], reinstall: bool = False) -> int
         raise Unsupported("install --HEAD")
     if flags & {"--cask", "--casks"}:
         raise BrewError(f"Cask '{names[0]}' is unavailable: No Cask with this name exists.")
-    check_formulae(names)
-    if brew.installed() and not reinstall:
-        warn(f"{FORMULA} {brew.version} is already installed and up-to-date.\n"
-             f"To reinstall {brew.version}, run:\n  brew reinstall {FORMULA}")  # fmt: skip
-        return 0
-    if reinstall and brew.installed():
-        brew.uninstall()
-    out(f"==> Fetching {FORMULA}")
-    out(f"==> Pouring {FORMULA}--{brew.version}.all.bottle.tar.gz")
-    brew.install()
-    out("==> Caveats")
-    out(brew.caveats().rstrip("\n"))
-    files, size = brew.keg_usage()
-    out("==> Summary")
-    out(f"🍺  {brew.keg}: {files} files, {human_size(size)}")
+    for name in check_formulae(names):
+        keg = brew.keg_of(name)
+        if keg.installed() and not reinstall:
+            warn(f"{name} {keg.version} is already installed and up-to-date.\n"
+                 f"To reinstall {keg.version}, run:\n  brew reinstall {name}")  # fmt: skip
+            continue
+        if reinstall and keg.installed():
+            keg.uninstall()
+        out(f"==> Fetching {name}")
+        out(f"==> Pouring {name}--{keg.version}.all.bottle.tar.gz")
+        keg.install()
+        if keg.caveats():
+            out("==> Caveats")
+            out(keg.caveats().rstrip("\n"))
+        files, size = keg.keg_usage()
+        out("==> Summary")
+        out(f"🍺  {keg.keg}: {files} files, {human_size(size)}")
     return 0
 
 
@@ -416,12 +544,14 @@ def cmd_uninstall(brew: Homebrew, args: list[str]) -> int:
     if not names:
         raise BrewError("Invalid usage: This command requires at least 1 formula or cask argument.")
     for name in names:
-        if name != FORMULA or not brew.installed():
+        if name not in FORMULAE or not brew.keg_of(name).installed():
             raise BrewError(f"No such keg: {brew.cellar}/{name}")
-    files, size = brew.keg_usage()
-    brew.uninstall()
-    out(f"Uninstalling {brew.keg}... ({files} files, {human_size(size)})")
-    if on_disk(f"{brew.prefix}/etc/fail2ban").exists():
+    for name in names:
+        keg = brew.keg_of(name)
+        files, size = keg.keg_usage()
+        keg.uninstall()
+        out(f"Uninstalling {keg.keg}... ({files} files, {human_size(size)})")
+    if FORMULA in names and on_disk(f"{brew.prefix}/etc/fail2ban").exists():
         warn(f"The following may be {FORMULA} configuration files and have not been removed!\n"
              f"If desired, remove them manually with `rm -rf`:\n  {brew.prefix}/etc/fail2ban")  # fmt: skip
     return 0
@@ -441,20 +571,40 @@ def cmd_info(brew: Homebrew, args: list[str]) -> int:
     if "--installed" in flags:
         if json_version is None:
             raise BrewError("Invalid usage: `--installed` requires `--json`.")
-        formulae = [brew.formula_json()] if brew.installed() else []
+        formulae = [brew.keg_of(name).formula_json() for name in FORMULAE if brew.keg_of(name).installed()]
     elif names:
-        check_formulae(names)
-        formulae = [brew.formula_json() for _ in names]
+        formulae = [brew.keg_of(name).formula_json() for name in check_formulae(names)]
     elif json_version is not None:
         raise BrewError("Invalid usage: This command's option requires a formula argument")
     else:
-        files, size = brew.keg_usage() if brew.installed() else (0, 0)
-        out(f"{int(brew.installed())} kegs, {files} files, {human_size(size)}")
+        kegs = [brew.keg_of(name) for name in FORMULAE if brew.keg_of(name).installed()]
+        usage = [keg.keg_usage() for keg in kegs]
+        files, size = sum(u[0] for u in usage), sum(u[1] for u in usage)
+        out(f"{len(kegs)} keg{'s' * (len(kegs) != 1)}, {files} files, {human_size(size)}")
         return 0
     if json_version == "v2":
         out(json.dumps({"formulae": formulae, "casks": []}, indent=2))
     elif json_version == "v1":
         out(json.dumps(formulae, indent=2))
+    elif names and check_formulae(names) != [FORMULA]:
+        for name in check_formulae(names):
+            keg = brew.keg_of(name)
+            if name == FORMULA:
+                raise Unsupported("info of several formulae")
+            out(f"==> {ANSIBLE}: stable {keg.version} (bottled)")
+            out(ANSIBLE_DESCRIPTION)
+            out(ANSIBLE_HOMEPAGE)
+            if keg.installed():
+                files, size = keg.keg_usage()
+                out("Installed")
+                out(f"{keg.keg} ({files} files, {human_size(size)}) *")
+                out("  Poured from bottle using the formulae.brew.sh API")
+            else:
+                out("Not installed")
+            out("From: https://github.com/Homebrew/homebrew-core/blob/HEAD/Formula/a/ansible.rb")
+            out("License: GPL-3.0-or-later")
+            out("==> Dependencies")
+            out(f"Required: {', '.join(ANSIBLE_DEPENDENCIES)}")
     else:
         out(f"==> {FORMULA}: stable {brew.version} (bottled), HEAD")
         out(DESCRIPTION)
@@ -483,17 +633,21 @@ def cmd_list(brew: Homebrew, args: list[str]) -> int:
         return 0  # no casks, nothing pinned
     if names:
         for name in names:
-            if name != FORMULA or not brew.installed():
+            if name not in FORMULAE or not brew.keg_of(name).installed():
                 raise BrewError(f"No such keg: {brew.cellar}/{name}")
-        if "--versions" in flags:
-            out(f"{FORMULA} {brew.version}")
-        else:
-            for path in sorted(brew.disk_keg.rglob("*")):
-                if path.is_file() and path.name != "INSTALL_RECEIPT.json":
-                    out(f"{brew.keg}/{path.relative_to(brew.disk_keg)}")
+        for name in names:
+            keg = brew.keg_of(name)
+            if "--versions" in flags:
+                out(f"{name} {keg.version}")
+            else:
+                for path in sorted(keg.disk_keg.rglob("*")):
+                    if path.is_file() and path.name != "INSTALL_RECEIPT.json":
+                        out(f"{keg.keg}/{path.relative_to(keg.disk_keg)}")
         return 0
-    if brew.installed():
-        out(f"{FORMULA} {brew.version}" if "--versions" in flags else FORMULA)
+    for name in FORMULAE:
+        keg = brew.keg_of(name)
+        if keg.installed():
+            out(f"{name} {keg.version}" if "--versions" in flags else name)
     return 0
 
 
@@ -509,11 +663,11 @@ def cmd_outdated(brew: Homebrew, args: list[str]) -> int:
 def cmd_upgrade(brew: Homebrew, args: list[str]) -> int:
     _flags, names = split_args(args, {"--formula", "--formulae", "--force", "-f", "--quiet", "-q", "--verbose",
                                       "-v", "--greedy", "--fetch-HEAD"})  # fmt: skip
-    check_formulae(names)
-    for _name in names:
-        if not brew.installed():
-            raise BrewError(f"{FORMULA} not installed")
-        warn(f"{FORMULA} {brew.version} already installed")
+    for name in check_formulae(names):
+        keg = brew.keg_of(name)
+        if not keg.installed():
+            raise BrewError(f"{name} not installed")
+        warn(f"{name} {keg.version} already installed")
     return 0
 
 
@@ -522,14 +676,16 @@ def cmd_link(brew: Homebrew, args: list[str], unlink: bool) -> int:
     if not names:
         raise BrewError("Invalid usage: This command requires at least 1 installed formula argument.")
     for name in names:
-        if name != FORMULA or not brew.installed():
+        if name not in FORMULAE or not brew.keg_of(name).installed():
             raise BrewError(f"No such keg: {brew.cellar}/{name}")
-    if unlink:
-        out(f"Unlinking {brew.keg}... {brew.unlink()} symlinks removed.")
-    elif brew.linked():
-        warn(f"Already linked: {brew.keg}\nTo relink, run:\n  brew unlink {FORMULA} && brew link {FORMULA}")
-    else:
-        out(f"Linking {brew.keg}... {brew.link()} symlinks created.")
+    for name in names:
+        keg = brew.keg_of(name)
+        if unlink:
+            out(f"Unlinking {keg.keg}... {keg.unlink()} symlinks removed.")
+        elif keg.linked():
+            warn(f"Already linked: {keg.keg}\nTo relink, run:\n  brew unlink {name} && brew link {name}")
+        else:
+            out(f"Linking {keg.keg}... {keg.link()} symlinks created.")
     return 0
 
 
@@ -573,7 +729,10 @@ def cmd_services(brew: Homebrew, args: list[str]) -> int:
     elif not names:
         raise BrewError("Invalid usage: Formula(e) missing, please provide a formula name or use `--all`.")
     for name in names:
-        check_formulae([name])
+        if check_formulae([name]) == [ANSIBLE]:
+            raise BrewError(
+                f"Formula `{name}` has not implemented #plist, #service or provided a locatable service file."
+            )
         if not brew.installed():
             raise BrewError(f"Formula `{name}` is not installed.")
     if subcommand in ("info", "i"):
@@ -601,11 +760,11 @@ def cmd_prefix(brew: Homebrew, args: list[str]) -> int:
     if not names:
         out(brew.prefix)
         return 0
-    check_formulae(names)
-    if "--installed" in flags and not brew.installed():
+    names = check_formulae(names)
+    if "--installed" in flags and not all(brew.keg_of(name).installed() for name in names):
         return 1
-    for _ in names:
-        out(f"{brew.prefix}/opt/{FORMULA}")
+    for name in names:
+        out(f"{brew.prefix}/opt/{name}")
     return 0
 
 
@@ -626,8 +785,10 @@ def run(brew: Homebrew, args: list[str]) -> int:
         return cmd_prefix(brew, rest)
     if command == "--cellar":
         if rest:
-            check_formulae([name.lower() for name in rest])
-        out(f"{brew.cellar}/{FORMULA}" if rest else brew.cellar)
+            for name in check_formulae([name.lower() for name in rest]):
+                out(f"{brew.cellar}/{name}")
+        else:
+            out(brew.cellar)
         return 0
     if command in ("--repository", "--repo"):
         out(brew.repository)
@@ -741,7 +902,7 @@ def provision(root: Path, prefix: str, user: str, env: dict[str, str] | None = N
         directory = base / relative
         directory.mkdir(parents=True, exist_ok=True)
         created.append(directory)
-    wrapper_env = {**(env or {}), "PFGUARD_LAB_BREW_PREFIX": prefix}
+    wrapper_env = {ANSIBLE_BIN_ENV: str(Path(sys.executable).parent), **(env or {}), "PFGUARD_LAB_BREW_PREFIX": prefix}
     brew_path = commands.write_wrapper(base / "bin" / "brew", "pfguard_lab.emulators.brew", wrapper_env)
     for path in [*created, brew_path]:
         os.chown(path, uid, gid)

@@ -45,6 +45,10 @@ ANCHOR_NAME_SIZE = 64  # PF_ANCHOR_NAME_SIZE
 TABLE_NAME_SIZE = 32  # PF_TABLE_NAME_SIZE
 MAXPATHLEN = 1024
 RESERVED_ANCHOR = "_pf"
+# pf_pool_limits defaults (docs/reference/pfctl.md#limits), in pfctl's pf_limits order; `set limit` in the
+# main ruleset changes them, `pfctl -s memory` prints them. Only table-entries is enforced by the lab.
+DEFAULT_LIMITS = {"states": 10000, "app-states": 10000, "src-nodes": 10000, "frags": 5000, "tables": 1000,
+                  "table-entries": 200000}
 
 # pfr_strerror() and strerror() texts on macOS (docs/reference/pfctl.md#table-errors)
 ERRNO_TEXT = {
@@ -87,6 +91,7 @@ def default_state() -> dict:
         "skip": [],
         "rulesets": {"": empty_ruleset()},
         "states": [],
+        "limits": dict(DEFAULT_LIMITS),
     }
 
 
@@ -239,6 +244,23 @@ class Kernel:
             raise KernelError("ESRCH")
         return anchor, raw
 
+    # ------------------------------------------------------------------ the table-entries pool
+
+    def table_entries(self) -> int:
+        """Entries of every table (pfr_kentry_pl's allocations), inactive tables hold none."""
+        total = 0
+        for ruleset in self.rulesets.values():
+            for raw in ruleset["tables"].values():
+                obj = self._tables.get(id(raw))
+                total += len(obj.entries) if obj is not None and obj._entries is not None else len(raw["entries"])
+        return total
+
+    def allocate_entries(self, count: int) -> None:
+        """pfr_create_kentry for `count` new entries while every current entry is still allocated: past
+        the table-entries hard limit the pool refuses and the whole ioctl fails with ENOMEM."""
+        if count and self.table_entries() + count > self.data["limits"]["table-entries"]:
+            raise KernelError("ENOMEM")
+
     # ------------------------------------------------------------------ reference counting / GC
 
     def normalize(self) -> None:
@@ -388,6 +410,7 @@ class Kernel:
                     fbs.append(" ")
             if current is None and key not in pending:
                 pending[key] = neg
+        self.allocate_entries(len(pending))
         if pending and not dummy:
             now = self.now
             for key, neg in pending.items():
@@ -446,6 +469,7 @@ class Kernel:
                     continue
                 added[key] = neg
                 fbs.append(("A", neg, key))
+        self.allocate_entries(len(added))  # new entries are made before the old ones are freed
         deleted = [key for key in entries if key not in marked]
         # the kernel collects deletions by walking the radix trees (IPv4 then IPv6) and pushing each
         # entry on the head of a list, so they come back in reverse (UNVERIFIED)
@@ -551,6 +575,7 @@ class Kernel:
                 for name, tdef in parsed.tables.items():
                     self._ina_commit(path, name, tdef)
         if main_options is not None:
+            self.data["limits"] = dict(DEFAULT_LIMITS, **(main_options.get("limits") or {}))
             self.data["skip"] = main_options.get("skip") or []
             self.data["debug"] = main_options.get("debug") or "Urgent"
             hostid = main_options.get("hostid")
@@ -668,6 +693,7 @@ def _load(path: Path) -> dict:
     base = default_state()
     base.update(data)
     base["rulesets"].setdefault("", empty_ruleset())
+    base["limits"] = dict(DEFAULT_LIMITS, **(base.get("limits") or {}))
     for ruleset in base["rulesets"].values():
         for key, value in empty_ruleset().items():
             ruleset.setdefault(key, value)

@@ -55,6 +55,8 @@ class TableDef:
     flags: set
     init_addr: bool
     entries: dict  # canonical key -> negated
+    line: int = 0  # where it is defined, for process_tabledef's "cannot define table" message
+    filename: str = ""
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Ruleset:
     skip: list | None = None
     debug: str | None = None
     hostid: int | None = None
+    limits: dict = field(default_factory=dict)  # `set limit NAME N`, lower-case names
 
 
 class Parser(Clauses):
@@ -266,6 +269,8 @@ class Parser(Clauses):
             if name.value.lower() not in names:
                 self.err.write(f"pfctl: {warning}\n")
                 self.fail(error.format(name.value, value), end)
+            if word == "limit":
+                self.result.limits[name.value.lower()] = value
         return f"set {word} " + ", ".join(f"{k.value} {v}" for k, v in pairs)
 
     # -------------------------------------------------------------- tables and anchors to load
@@ -301,7 +306,7 @@ class Parser(Clauses):
             for host in source:
                 if not host.any:
                     entries.setdefault(addr.format_key(host.family, host.value, host.plen), host.neg)
-        self.result.tables[name.value] = TableDef(flags, init_addr, entries)
+        self.result.tables[name.value] = TableDef(flags, init_addr, entries, end.line, self.filename)
 
     def table_opts(self) -> tuple[set, bool, list]:
         """Flags, whether addresses were given (even none: `{ }`) and their sources:

@@ -219,6 +219,8 @@ def show_command(o: Options, k: kernel.Kernel) -> None:
             radix_perror(exc)  # pfctl.md#table-errors: ENOENT for a missing anchor, exit code unaffected
     elif which == "References":
         out(show.references(k, k.now))
+    elif which == "memory":
+        out(show.memory(k.data["limits"]))
     else:
         raise Unsupported(f"-s {which}")
 
@@ -381,10 +383,32 @@ def load_command(o: Options, k: kernel.Kernel | None, path: str) -> None:
         load_anchors(o, parsed.loads, transaction, skip)
     if o.noaction:
         return
+    define_tables(o, k, transaction)
     main_options = None
     if not anchor and "option" in o.loadopt:
-        main_options = {"skip": skip, "debug": parsed.debug, "hostid": parsed.hostid}
+        main_options = {"skip": skip, "debug": parsed.debug, "hostid": parsed.hostid, "limits": parsed.limits}
     commit(o, k, transaction, main_options)
+
+
+def define_tables(o: Options, k: kernel.Kernel, transaction: dict) -> None:
+    """process_tabledef's DIOCRINADEFINE for each table with addresses, in file order: the new entries are
+    made in a shadow table while every entry loaded now is still allocated, so a table redefined with N
+    entries needs N more below the table-entries hard limit (docs/reference/pfctl.md#limits). Past it the
+    ioctl fails with ENOMEM and the load is abandoned with parse.y's yyerror line."""
+    if "table" not in o.loadopt:
+        return
+    pending = 0
+    for parsed_set in transaction.values():
+        for name, tdef in parsed_set.tables.items():
+            if not tdef.init_addr:
+                continue
+            try:
+                k.allocate_entries(pending + len(tdef.entries))
+            except kernel.KernelError as exc:
+                err(f"{tdef.filename}:{tdef.line}: cannot define table {name}: {exc.text}\n")
+                warnx("Syntax error in config file: pf rules not loaded")
+                raise Exit(1) from None
+            pending += len(tdef.entries)
 
 
 def load_anchors(o: Options, loads: list, transaction: dict, skip: list) -> None:

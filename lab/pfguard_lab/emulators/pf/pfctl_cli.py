@@ -100,6 +100,7 @@ class Options:
         self.debug_level: str | None = None
         self.unsupported: list[str] = []
         self.loadopt = {"filter", "nat", "table", "option"}
+        self.partial: set[str] = set()  # -O, -T load: what pfctl.c's loadopt holds when it is not 0
         self.recurse = False
         self.anchor_name = ""
         self.rest: list[str] = []
@@ -172,6 +173,11 @@ def _modifier(attr: str, choices: tuple[str, ...], refusal: str):
         setattr(o, attr, chosen)
 
     return apply
+
+
+def _partial(part: str):
+    """-O: load only this part of -f's file (pfctl.c `loadopt |= PFCTL_FLAG_OPTION`)."""
+    return lambda o, _value: o.partial.add(part)
 
 
 def _not_modelled(what: str):
@@ -257,7 +263,7 @@ OPTIONS = {
     "M": Option(False, _not_modelled("-M")),
     "n": Option(False, _switch("noaction")),
     "N": Option(False, _not_modelled("-N (partial rule loads)")),
-    "O": Option(False, _not_modelled("-O (partial rule loads)")),
+    "O": Option(False, _partial("option")),
     "o": Option(True, _optimization),
     "p": Option(True, _device),
     "r": Option(False, _not_modelled("-r (reverse DNS lookups)")),
@@ -288,6 +294,8 @@ def parse_args(argv: list[str]) -> Options:
             usage()
         option.apply(o, value)
     _operands(o)
+    if o.partial:  # pfctl.c: `if (loadopt == 0) loadopt = ~0;`
+        o.loadopt = set(o.partial)
     _anchor(o)
     if o.debug_flag and o.show != "Tables":
         o.unsupported.append("-g (debug output) other than with -s Tables")
@@ -297,7 +305,7 @@ def parse_args(argv: list[str]) -> Options:
 def _operands(o: Options) -> None:
     """Words after the options are addresses for -T; without -T pfctl refuses them."""
     if o.table_cmd == "load":  # -T load: load only the table definitions of -f (pfctl.c)
-        o.loadopt = {"table"}
+        o.partial.add("table")
         o.table_cmd = None
     elif o.table_cmd is None and o.rest:
         warnx(f"unknown command line argument: {o.rest[0]} ...")

@@ -35,6 +35,17 @@ def addrx(fb: str, entry: str) -> str:
     return f"{FEEDBACK_CHARS[fb]}  {entry}"
 
 
+# ---------------------------------------------------------------------------- -s memory
+
+
+def memory(limits: dict) -> str:
+    """pfctl_show_limits: `%-13s ` and `hard limit %8u` per pool in pf_limits order, `unlimited` for UINT_MAX."""
+    lines = []
+    for name, value in limits.items():
+        lines.append(f"{name:<13} " + ("unlimited" if value == 0xFFFFFFFF else f"hard limit {value:8d}") + "\n")
+    return "".join(lines)
+
+
 # ---------------------------------------------------------------------------- -T show
 
 

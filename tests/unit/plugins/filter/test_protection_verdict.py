@@ -227,3 +227,41 @@ def test_protection_status_names_every_broken_link_in_chain_order():
 def test_protection_status_refuses_what_the_verdict_refuses():
     with pytest.raises(AnsibleFilterError, match="expected a dictionary of facts"):
         FilterModule().filters()["protection_status"]("pf is fine")
+
+
+# ---------------------------------------------------------------------------- the feeds table (feeds.yml)
+
+FEEDS_TABLE = {"anchor": "pfguard", "name": "pfguard_feeds", "count": 0, "blocking": True}
+
+
+def with_feeds(blocking):
+    facts = copy.deepcopy(PROTECTED_FACTS)
+    facts["pf"]["tables"].append(dict(FEEDS_TABLE, blocking=blocking))
+    if blocking:
+        facts["pf"]["blocking_tables"].insert(1, "pfguard:pfguard_feeds")
+    return facts
+
+
+def test_an_empty_feeds_table_that_blocks_is_protected():
+    assert protection_verdict(with_feeds(True)) == "protected"
+
+
+def test_a_feeds_table_no_block_rule_references_is_the_verdict():
+    assert protection_verdict(with_feeds(False)) == "table pfguard_feeds is not referenced by any block rule"
+    status = FilterModule().filters()["protection_status"](with_feeds(False))
+    assert status["link"] == "table_not_referenced"
+
+
+def test_the_blocklist_verdict_comes_before_the_feeds_one():
+    facts = with_feeds(False)
+    facts["pf"]["blocking_tables"] = ["f2b/sshd:f2b-sshd"]
+    assert broken_links(facts)[:2] == ["table pfguard_blocklist is not referenced by any block rule",
+                                       "table pfguard_feeds is not referenced by any block rule"]
+
+
+@pytest.mark.parametrize("bad", ["pfguard:pfguard_feeds", ["pfguard_feeds"], None])
+def test_tables_of_another_shape_are_refused(bad):
+    facts = copy.deepcopy(PROTECTED_FACTS)
+    facts["pf"]["tables"] = bad
+    with pytest.raises(AnsibleFilterError, match="pf.tables"):
+        protection_verdict(facts)

@@ -49,6 +49,15 @@ PFGUARD_RULES = [
 ]
 F2B_RULES = ["block drop quick proto tcp from <f2b-sshd> to any port = ssh"]
 PFGUARD_TABLES = [("pfguard_trusted", 1), ("pfguard_blocklist", 1)]
+# pfctl.md#limits: pfctl_show_limits prints `%-13s hard limit %8u` per pool.
+MEMORY = (
+    "states        hard limit    10000\n"
+    "app-states    hard limit    10000\n"
+    "src-nodes     hard limit    10000\n"
+    "frags         hard limit     5000\n"
+    "tables        hard limit     1000\n"
+    "table-entries hard limit   200000\n"
+)
 
 
 def hooked(**extra):
@@ -90,6 +99,8 @@ class FakePfctl:
             return 0, self.info(), ""
         if what == "References":
             return 0, self.references(), ""
+        if what == "memory":
+            return 0, MEMORY, ""
         if what == "Anchors":
             assert verbose == 1 and not anchor
             names = sorted(set(a for a in list(self.rulesets) + list(self.tables) if a))
@@ -167,13 +178,22 @@ def test_converged_mac_blocks_with_both_tables(monkeypatch, pfctl_bin):
         dict(anchor="pfguard", name="pfguard_trusted", count=1, blocking=False),
         dict(anchor="pfguard", name="pfguard_blocklist", count=1, blocking=True),
     ]
+    assert pf["limits"] == dict(states=10000, app_states=10000, src_nodes=10000, frags=5000, tables=1000,
+                                table_entries=200000)
+    assert pf["table_entries"] == 4
+
+
+def test_an_unlimited_pool_is_null(monkeypatch, pfctl_bin):
+    fake = Garbled("memory", "states        unlimited\ntable-entries hard limit   400000\n")
+    assert facts(monkeypatch, fake, pfctl_bin)["limits"] == dict(states=None, table_entries=400000)
 
 
 def test_only_show_commands_run_with_q_and_c_locale(monkeypatch, pfctl_bin):
     fake = FakePfctl(hooked(), tables={"pfguard": PFGUARD_TABLES})
     facts(monkeypatch, fake, pfctl_bin, check_mode=True)
-    assert fake.calls[:3] == [
+    assert fake.calls[:4] == [
         [pfctl_bin, "-q", "-s", "info"],
+        [pfctl_bin, "-q", "-s", "memory"],
         [pfctl_bin, "-q", "-s", "References"],
         [pfctl_bin, "-q", "-v", "-s", "Anchors"],
     ]
@@ -181,7 +201,7 @@ def test_only_show_commands_run_with_q_and_c_locale(monkeypatch, pfctl_bin):
     assert [pfctl_bin, "-q", "-v", "-v", "-a", "pfguard", "-s", "Tables"] in fake.calls
     assert [pfctl_bin, "-q", "-v", "-v", "-s", "Tables"] in fake.calls
     # main + 7 anchors, rules and tables each
-    assert len(fake.calls) == 3 + 2 * 8
+    assert len(fake.calls) == 4 + 2 * 8
 
 
 def test_disabled_pf_without_tokens(monkeypatch, pfctl_bin):
@@ -319,12 +339,14 @@ class Garbled(FakePfctl):
         ("Tables", "-pa-r-\tt\n\tAddresses:   1\nnonsense here\n", "nonsense here"),
         ("Tables", "-pa-r-\tt\n   1.2.3.4\n", "   1.2.3.4"),
         ("info", "garbage\n", "Status"),
+        ("memory", "states        hard limit    10000\nfoo\n", "foo"),
+        ("memory", "states        hard limit    10000\n", "table-entries"),
     ],
 )
 def test_output_pf_facts_cannot_read_fails_naming_the_line(monkeypatch, pfctl_bin, what, stdout, line):
     result = run_module(monkeypatch, pf_facts, Garbled(what, stdout), dict(pfctl_path=pfctl_bin))
     assert result["failed"] is True
-    assert (repr(line) if what != "info" else line) in result["msg"]
+    assert (repr(line) if what not in ("info", "memory") or line == "foo" else line) in result["msg"]
     assert "-s %s" % what in result["msg"]
 
 
