@@ -26,8 +26,9 @@ description:
   - Last the LaunchDaemons that keep it all true across time and reboots are loaded, enabled and
     installed.
   - After them, on a Mac with pfguard.macos.pull (fact C(pull) with C(installed) true), the pull - its status
-    file exists and can be read, its last pull did not fail (verdict C(pull failing since <time>) and the
-    reason) and the last successful one is at most C(pull.max_intervals) pull intervals older than C(pull.now).
+    file exists and can be read (C(pull.status_problem), when set, says why it cannot), its last pull did
+    not fail (verdict C(pull failing since <time>) and the reason) and the last successful one is at most
+    C(pull.max_intervals) pull intervals older than C(pull.now).
   - A pure function of the facts it is given; it runs nothing.
   - A fact that is missing (a key that is absent from the input or from one of its dictionaries) counts as
     false or empty, which breaks the links that need it, with two exceptions - a missing C(launchd.disabled)
@@ -297,6 +298,10 @@ def _pull_links(pull):
     if not _flag(pull, "pull", "installed"):
         return
     text = pull.get("status")
+    if pull.get("status_problem"):
+        yield "pull_status_unreadable", "pull status file %s cannot be read: %s" % (
+            PULL_STATUS_FILE, _pull_text(pull["status_problem"]))
+        return
     if text is None:
         yield "pull_never_ran", "no pull has finished yet (no %s)" % PULL_STATUS_FILE
         return

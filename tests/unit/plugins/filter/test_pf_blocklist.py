@@ -114,6 +114,12 @@ def test_an_unreadable_status_file_is_a_broken_link(text):
     assert name == "pull_status_unreadable" and message.startswith("pull status file /var/db/pfguard/pull.json")
 
 
+def test_a_status_path_that_is_not_a_regular_file_is_a_broken_link():
+    problem = {"installed": True, "status": None, "status_problem": "it is not a regular file", "now": NOW}
+    assert links(problem) == [("pull_status_unreadable",
+                               "pull status file /var/db/pfguard/pull.json cannot be read: it is not a regular file")]
+
+
 def test_no_status_file_yet():
     assert links({"installed": True, "status": None, "now": NOW}) == [
         ("pull_never_ran", "no pull has finished yet (no /var/db/pfguard/pull.json)")]
