@@ -171,6 +171,22 @@ def human_size(size: float) -> str:
     return f"{int(size)}{chosen}" if int(size * 10) % 10 == 0 else f"{size:.1f}{chosen}"
 
 
+def print_info(keg: "Homebrew", title: str, description: str, homepage: str, formula_file: str, licence: str) -> None:
+    """`brew info FORMULA` for one formula, as Homebrew prints it for a bottled formula."""
+    out(f"==> {title}")
+    out(description)
+    out(homepage)
+    if keg.installed():
+        files, size = keg.keg_usage()
+        out("Installed")
+        out(f"{keg.keg} ({files} files, {human_size(size)}) *")
+        out("  Poured from bottle using the formulae.brew.sh API")
+    else:
+        out("Not installed")
+    out(f"From: https://github.com/Homebrew/homebrew-core/blob/HEAD/Formula/{formula_file}")
+    out(f"License: {licence}")
+
+
 def ansible_bin() -> Path:
     """Where this machine's Ansible tools are (the lab's virtualenv)."""
     return Path(os.environ.get(ANSIBLE_BIN_ENV) or Path(sys.executable).parent)
@@ -591,33 +607,13 @@ def cmd_info(brew: Homebrew, args: list[str]) -> int:
             keg = brew.keg_of(name)
             if name == FORMULA:
                 raise Unsupported("info of several formulae")
-            out(f"==> {ANSIBLE}: stable {keg.version} (bottled)")
-            out(ANSIBLE_DESCRIPTION)
-            out(ANSIBLE_HOMEPAGE)
-            if keg.installed():
-                files, size = keg.keg_usage()
-                out("Installed")
-                out(f"{keg.keg} ({files} files, {human_size(size)}) *")
-                out("  Poured from bottle using the formulae.brew.sh API")
-            else:
-                out("Not installed")
-            out("From: https://github.com/Homebrew/homebrew-core/blob/HEAD/Formula/a/ansible.rb")
-            out("License: GPL-3.0-or-later")
+            print_info(keg, f"{ANSIBLE}: stable {keg.version} (bottled)", ANSIBLE_DESCRIPTION, ANSIBLE_HOMEPAGE,
+                       "a/ansible.rb", "GPL-3.0-or-later")
             out("==> Dependencies")
             out(f"Required: {', '.join(ANSIBLE_DEPENDENCIES)}")
     else:
-        out(f"==> {FORMULA}: stable {brew.version} (bottled), HEAD")
-        out(DESCRIPTION)
-        out(HOMEPAGE)
-        if brew.installed():
-            files, size = brew.keg_usage()
-            out("Installed")
-            out(f"{brew.keg} ({files} files, {human_size(size)}) *")
-            out("  Poured from bottle using the formulae.brew.sh API")
-        else:
-            out("Not installed")
-        out("From: https://github.com/Homebrew/homebrew-core/blob/HEAD/Formula/f/fail2ban.rb")
-        out("License: GPL-2.0-or-later")
+        print_info(brew, f"{FORMULA}: stable {brew.version} (bottled), HEAD", DESCRIPTION, HOMEPAGE,
+                   "f/fail2ban.rb", "GPL-2.0-or-later")
         out("==> Dependencies")
         out("Build: sphinx-doc")
         out(f"Required: {FORMULA_META[brew.version]['python']}")
