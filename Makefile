@@ -24,7 +24,7 @@ BUILD_DIR := build
 COLLECTION_TARBALL = $(BUILD_DIR)/pfguard-macos-$(shell sed -n 's/^version: *//p' galaxy.yml).tar.gz
 
 .PHONY: help deps venv venv-current test test-static test-lab sanity sanity-floor sanity-current units units-floor units-current lint \
-	collection packaging-tests cli-tests emulator-tests test-fast lab-tests fleet-tests fleet-extended test-extended molecule demo bench bench-fleet clean collection-copy
+	collection packaging-tests cli-tests emulator-tests test-fast lab-tests fleet-tests fleet-extended test-extended molecule demo bench bench-fleet pull-fleet clean collection-copy
 
 help:
 	@echo "make demo   - bring up a lab of emulated Macs, run pfguard on it, tear it down"
@@ -34,6 +34,7 @@ help:
 	@echo "make collection - build the Galaxy artifact into build/"
 	@echo "make bench  - pfctl_table benchmark (writes nothing; copy figures into docs/benchmarks.md)"
 	@echo "make bench-fleet [SIZES=1,5] - the fleet plays on 1..40 lab Macs, defaults against tuned settings"
+	@echo "make pull-fleet [PULL_MACS=20] - pull mode's lab tests on a lab of 20 Macs"
 
 # Debian packages, then the fail2ban releases the lab's Macs pour besides the machine's 1.0.2 (1.1.0: Debian's
 # build and the upstream source, pinned by SHA256, cached in /var/cache/pfguard-lab; nothing when there).
@@ -171,6 +172,14 @@ test-fast: venv
 
 bench: venv
 	$(BIN)/python bench/bench_pfctl_table.py
+
+# Pull mode's acceptance on a lab of its own with PULL_MACS Macs (20 by default, about 20 minutes; the
+# lab must be down): the first pull converges every Mac, a ban and an unban committed to the repository
+# reach all of them within interval + 30 s by launchd's schedule, a failing pull is named by the doctor.
+PULL_MACS ?= 20
+pull-fleet: venv
+	PFGUARD_LAB_HOSTS=$(PULL_MACS) flock /tmp/pfguard-lab.lock $(BIN)/pytest -q -p no:cacheprovider -s \
+		--durations=10 -m extended tests/fleet/test_pull.py
 
 # The fleet plays on 1..40 lab Macs, Ansible's defaults against the recommended settings (an hour or
 # more; the lab must be down). Figures go into docs/benchmarks.md.

@@ -3,7 +3,9 @@
 
 For each fleet size and settings profile the lab comes up fresh (`pfguard-lab up --hosts N`), then
 site.yml (first run), site.yml again (idempotent), ban.yml, sync.yml and doctor.yml run one after the
-other and their wall times are measured. Prints a Markdown table (copy it into docs/benchmarks.md with
+other and their wall times are measured, with the CPU time ansible-playbook used (the controller) and
+the CPU time the whole machine used meanwhile (the controller and the lab's Macs share its cores). Prints a
+Markdown table (copy it into docs/benchmarks.md with
 the machine it ran on) and, with --json, writes every run's figures to a file.
 
     flock /tmp/pfguard-lab.lock .venv/bin/python bench/fleet.py [--sizes 1,5,10,20,40] [--profiles default,tuned]
@@ -18,6 +20,7 @@ import json
 import os
 import platform
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -31,7 +34,8 @@ INVENTORY = "/run/pfguard-lab/inventory.yml"
 BANNED = "203.0.113.7"
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
 
-# Ansible's own defaults, spelled out so a user's environment cannot change them.
+# Ansible's own defaults, spelled out so a user's environment cannot change them (and pipelining off for the
+# lab's Macs, whose inventory turns it on: see measure).
 DEFAULT = {"ANSIBLE_FORKS": "5", "ANSIBLE_PIPELINING": "False", "ANSIBLE_STRATEGY": "linear"}
 # docs/fleet-scale.md: what docs/ansible.cfg.fleet-example sets. Forks follow the fleet size up to 50.
 TUNED = {
@@ -58,14 +62,27 @@ def lab(*args: str, timeout: float = 600) -> None:
     subprocess.run([*LAB, *args], check=True, timeout=timeout, stdout=subprocess.DEVNULL)
 
 
+def machine_cpu_seconds() -> float:
+    """CPU time this machine has spent busy (every process: the controller and the lab's Macs), from /proc/stat."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def run_play(play: str, extra: list[str], env: dict[str, str]) -> dict:
     argv = [PLAYBOOK, "-i", INVENTORY, play, *extra]
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), machine_cpu_seconds()
+    controller_start = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(argv, cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True, timeout=3600)
     wall = time.monotonic() - start
+    machine_cpu = machine_cpu_seconds() - cpu_start
+    controller_end = resource.getrusage(resource.RUSAGE_CHILDREN)
+    controller_cpu = sum(getattr(controller_end, f) - getattr(controller_start, f) for f in ("ru_utime", "ru_stime"))
     recap = {m[1]: {"changed": int(m[3]), "unreachable": int(m[4]), "failed": int(m[5])}
              for m in RECAP.finditer(proc.stdout)}
     return {"rc": proc.returncode, "wall_s": round(wall, 1), "hosts": len(recap),
+            # ansible-playbook and its workers and ssh clients; everything the machine ran (the Macs too)
+            "controller_cpu_s": round(controller_cpu, 1), "machine_cpu_s": round(machine_cpu, 1),
             "changed": sum(h["changed"] for h in recap.values()),
             "failed": sum(h["failed"] + h["unreachable"] for h in recap.values()),
             "tail": "" if proc.returncode == 0 else proc.stdout[-2000:] + proc.stderr[-1000:]}
@@ -76,10 +93,13 @@ def measure(macs: int, profile: str) -> list[dict]:
     rows = []
     try:
         for name, play, extra in PLAYS:
-            result = run_play(play, extra, profile_env(profile, macs))
+            # The lab's inventory turns pipelining on for every Mac; an extra var wins over it.
+            unpipelined = ["-e", "ansible_pipelining=false"] if profile == "default" else []
+            result = run_play(play, [*extra, *unpipelined], profile_env(profile, macs))
             rows.append({"macs": macs, "profile": profile, "play": name, **result})
             print(f"{macs:>3} Macs {profile:<8} {name:<14} {result['wall_s']:>7.1f} s rc={result['rc']} "
-                  f"changed={result['changed']} failed={result['failed']}", file=sys.stderr, flush=True)
+                  f"changed={result['changed']} failed={result['failed']} CPU: controller "
+                  f"{result['controller_cpu_s']} s, machine {result['machine_cpu_s']} s", file=sys.stderr, flush=True)
             if result["rc"]:
                 print(result["tail"], file=sys.stderr, flush=True)
     finally:
@@ -87,16 +107,22 @@ def measure(macs: int, profile: str) -> list[dict]:
     return rows
 
 
+def cell(row: dict) -> str:
+    """Wall time, then the machine's CPU time in parentheses (what the run cost the 2 cores)."""
+    cpu = f" ({row['machine_cpu_s']:.0f} CPU)" if "machine_cpu_s" in row else ""
+    return f"{row['wall_s']:.1f}{cpu}" + ("" if row["rc"] == 0 else " (failed)")
+
+
 def markdown(rows: list[dict]) -> str:
     profiles = sorted({r["profile"] for r in rows}, key=["default", "tuned"].index)
-    lines = ["| Macs | play | " + " | ".join(f"{p} (s)" for p in profiles) + " |",
+    lines = ["| Macs | play | " + " | ".join(f"{p}: wall (CPU) s" for p in profiles) + " |",
              "|---:|---|" + "---:|" * len(profiles)]
     for macs in sorted({r["macs"] for r in rows}):
         for name, _, _ in PLAYS:
             cells = []
             for p in profiles:
                 hit = [r for r in rows if (r["macs"], r["play"], r["profile"]) == (macs, name, p)]
-                cells.append("-" if not hit else f"{hit[0]['wall_s']:.1f}" + ("" if hit[0]["rc"] == 0 else " (failed)"))
+                cells.append("-" if not hit else cell(hit[0]))
             lines.append(f"| {macs} | {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -111,9 +137,12 @@ def main() -> int:
     profiles = args.profiles.split(",")
     if not set(profiles) <= {"default", "tuned"}:
         parser.error(f"unknown profile in {args.profiles!r} (default, tuned)")
-    rows = [row for macs in sizes for profile in profiles for row in measure(macs, profile)]
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
+    rows = []
+    for macs in sizes:
+        for profile in profiles:
+            rows += measure(macs, profile)
+            if args.json:  # after each fleet, so a later failure keeps what was measured
+                args.json.write_text(json.dumps(rows, indent=1))
     print(f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"{subprocess.run([PLAYBOOK, '--version'], capture_output=True, text=True).stdout.splitlines()[0]}")
     print(markdown(rows))

@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("addresses", nargs="+", metavar="ADDR",
                                  help="IPv4/IPv6 address or CIDR network; several per argument may be "
                                       "separated by commas")  # fmt: skip
+            command.add_argument("--pull-repo", metavar="DIR",
+                                 help="pull mode: commit to the fleet blocklist file of DIR, a clone of the "
+                                      "repository the Macs pull, and push it, instead of changing the Macs "
+                                      "(pfguard_ban_mode=pull; docs/pull-mode.md)")  # fmt: skip
     return parser
 
 
@@ -160,6 +164,14 @@ def run(args, env: dict[str, str], cwd: str, console: Console) -> int:
             extravars[ADDRESS_VARIABLE[args.play]] = addresses.check(args.addresses)
         except addresses.AddressError as exc:
             return refuse(args, console, f"refusing {' '.join(args.addresses)!r}: {exc}. Nothing was changed.")
+    if getattr(args, "pull_repo", None) is not None:
+        repo = os.path.join(cwd, os.path.expanduser(args.pull_repo))
+        if not os.path.isdir(os.path.join(repo, ".git")):
+            return refuse(args, console, f"--pull-repo {args.pull_repo!r} is not a git clone (no .git in it). "
+                                         "Nothing was changed.")  # fmt: skip
+        # Pull mode runs on the controller alone: no Mac is contacted.
+        extravars.update(pfguard_ban_mode="pull", pfguard_pull_repo_dir=os.path.abspath(repo),
+                         pfguard_hosts="localhost")  # fmt: skip
     missing = [value for value in args.extra_vars
                if value.startswith("@") and not os.path.isfile(os.path.join(cwd, os.path.expanduser(value[1:])))]
     if missing:
@@ -196,7 +208,8 @@ def run(args, env: dict[str, str], cwd: str, console: Console) -> int:
                 f"inventory {', '.join(inventory.sources)}{limit}")  # fmt: skip
 
     def line(host, tracker):
-        console.say(render.progress_line(args.play, host, tracker.check_mode))
+        if "pfguard_ban_mode" not in extravars:  # in pull mode the one host is the controller, not a Mac
+            console.say(render.progress_line(args.play, host, tracker.check_mode))
 
     tracker = Tracker(args.play, args.check, line=line)
     with tempfile.TemporaryDirectory(prefix="pfguard-runner-") as private:
@@ -236,7 +249,9 @@ def run(args, env: dict[str, str], cwd: str, console: Console) -> int:
 def show(outcome: Outcome, artifacts: str, console: Console) -> None:
     """The text ending: hosts not shown yet, the summary table, the refusal or error, where the artifacts are."""
     lines = []
-    if outcome.hosts:
+    if outcome.pull:  # the only host was the controller
+        lines += ["", render.pull_summary(outcome)]
+    elif outcome.hosts:
         lines += ["", render.table(outcome)]
     if outcome.refusal:
         lines += ["", f"refused: {outcome.refusal}"]

@@ -75,6 +75,12 @@ class Outcome:
         return dict((self.result or {}).get("totals") or {})
 
     @property
+    def pull(self) -> dict | None:
+        """In pull mode (ban, unban): what was committed to the pull repository."""
+        pull = ((self.result or {}).get("details") or {}).get("pull")
+        return dict(pull) if isinstance(pull, dict) else None
+
+    @property
     def word(self) -> str:
         """The run's outcome in one word."""
         return {

@@ -40,6 +40,9 @@ def describe(play: str, host: Host, check_mode: bool = False) -> str:
             return "nothing was changed"
         return (f"{host.task}: " if host.task and host.status != "refused" else "") + (host.message or "")
     result, would = host.result, "would be " if check_mode else ""
+    if not result:  # a host without a result of its own: the controller in pull mode
+        recap = host.recap
+        return f"ok={recap.get('ok', 0)} changed={recap.get('changed', 0)} skipped={recap.get('skipped', 0)}"
     if play == "ban":
         return "; ".join([
             f"{would}added {_join(result.get('added'))}" if result.get("added") else "already banned",
@@ -98,6 +101,21 @@ COLUMNS = {
 }  # fmt: skip
 
 
+def pull_summary(outcome: Outcome) -> str:
+    """Pull mode: what went into the pull repository, and when the Macs get it."""
+    pull = outcome.pull or {}
+    changes = "; ".join(f"{word} {_join(pull[key])}" for key, word in (("added", "added"), ("removed", "removed"))
+                        if pull.get(key))  # fmt: skip
+    head = f"pull repository {pull.get('file', '')}"
+    if not changes:
+        return f"{head}: nothing to change, no commit"
+    if outcome.check_mode:
+        return f"{head}: would be {changes}; no commit in check mode"
+    pushed = "pushed" if pull.get("pushed") else "not pushed (the clone has no remote)"
+    commit = str(pull.get("commit", ""))[:12]
+    return f"{head}: {changes}; commit {commit}, {pushed}; the Macs apply it at their next pull"
+
+
 def table(outcome: Outcome) -> str:
     """The play's summary: one row per host (a host without a result gets its message instead), the totals."""
     columns = COLUMNS[outcome.play]
@@ -150,6 +168,7 @@ def document(outcome: Outcome, artifacts: str, inventory, limit: str | None) -> 
         "message": outcome.refusal or outcome.error,
         "hosts": hosts,
         "totals": outcome.totals,
+        **({"pull": outcome.pull} if outcome.pull else {}),
         "inventory": list(inventory),
         "limit": limit,
         "artifacts": artifacts,

@@ -117,9 +117,17 @@ def read_spec(
     else:
         macs = [(str(entry["name"]), entry.get("address"), profile) for entry, profile in profiles]
 
+    # Macs without an address of their own get the next free one from FIRST_MAC_OFFSET on, passing over the
+    # clients' (a fleet of 40 would otherwise reach the trusted host's .50).
+    taken = {str(entry.get("address")) for entry in data.get("clients") or []} | {str(controller)}
+    taken |= {str(address) for _, address, _ in macs if address}
+    free = (str(network.network_address + offset) for offset in range(FIRST_MAC_OFFSET, network.num_addresses - 1))
+    free = (candidate for candidate in free if candidate not in taken)
     hosts: list[Host] = []
-    for position, (name, address, profile) in enumerate(macs):
-        address = str(address or network.network_address + FIRST_MAC_OFFSET + position)
+    for name, address, profile in macs:
+        address = str(address or next(free, None) or "")
+        if not address:
+            raise LabError(f"{name}: no free address left in {network}")
         address6 = _mirror6(network6, address) if network6 else None
         hosts.append(Host(name=name, role=hostmod.MAC_ROLE, address=address, index=len(hosts) + 1,
                           address6=address6, **profile))  # fmt: skip

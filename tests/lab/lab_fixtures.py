@@ -5,6 +5,9 @@ Test modules load this as a plugin (`pytest_plugins = ["lab_fixtures"]`, not an 
 the session fixture exists once, not once per importing module; they reach the helpers through
 the `lab` fixture. `PFGUARD_LAB_COMMAND` may name another
 `pfguard-lab` executable (the default runs this venv's `python -m pfguard_lab.cli`).
+`PFGUARD_LAB_HOSTS=N` brings the session's lab up with N Macs instead of the default fleet's
+(`pfguard-lab up --hosts N`, mac1..macN); only suites that read the Macs from the lab's inventory
+(tests/fleet/test_pull.py, `make pull-fleet`) are meant for it, the others name mac1..mac3.
 
 It also holds what every suite shares: `wait_for`, the one polling loop, and `run_playbook` /
 `start_playbook`, the one ansible-playbook runner (`lab.playbook` runs it against the lab's inventory),
@@ -352,8 +355,9 @@ def lab():
     session = LabSession()
     session.down()  # an earlier run may have crashed and left a lab behind
     atexit.register(_down_at_exit)
+    hosts = os.environ.get("PFGUARD_LAB_HOSTS")
     try:
-        session.up()
+        session.up(*(["--hosts", hosts] if hosts else []))
         yield session
     finally:
         result = session.down()

@@ -149,6 +149,18 @@ def test_default_fleet_is_dual_stack_with_the_attacker_outside_the_trusted_64():
     assert fleet.load_spec()[1] == "198.51.100.1/24"
 
 
+def test_a_big_fleet_passes_over_the_clients_addresses():
+    """`--hosts 40` reaches .50, the trusted host's address: the Macs skip it (bench/fleet.py's 40 Macs)."""
+    hosts, controller, _ = fleet.read_spec(mac_count=40)
+    addresses = [h.address for h in hosts]
+    assert len(set(addresses)) == len(addresses) and controller.split("/")[0] not in addresses
+    macs = [h.address for h in hosts if h.is_mac]
+    assert macs[38:] == ["198.51.100.49", "198.51.100.51"]
+    trusted = ipaddress.ip_network(fleet.TRUSTED_NETWORKS[0])
+    assert all(ipaddress.ip_address(a) in trusted for a in macs)
+    assert len({h.address6 for h in hosts}) == len(hosts)
+
+
 def test_a_spec_without_network6_is_ipv4_only_and_bad_ipv6_is_refused(tmp_path):
     spec = tmp_path / "fleet.yml"
     mac = "{name: m1, os_version: '14.5', build: 23F79, arch: arm64, brew_prefix: /opt/homebrew}"
