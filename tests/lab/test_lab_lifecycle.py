@@ -54,9 +54,13 @@ def test_fleet_spec_cycles_profiles_and_rejects_bad_specs(tmp_path):
     assert [(h.name, h.role, h.address) for h in hosts if not h.is_mac] == [
         ("trusted", "trusted", "198.51.100.50"), ("attacker", "attacker", "198.51.100.200"),
     ]  # fmt: skip
-    with pytest.raises(fleet.LabError, match="198.51.100.50 already taken"):
-        fleet.load_spec(mac_count=40)
     bad = tmp_path / "fleet.yml"
+    # A Mac's own address is its own: a client on it is refused (a generated one passes over the clients').
+    mac = ("{name: m1, address: 198.51.100.60, os_version: '14.5', build: 23F79, arch: arm64, "
+           "brew_prefix: /opt/homebrew}")
+    bad.write_text(f"macs:\n  - {mac}\nclients:\n  - {{name: c1, address: 198.51.100.60}}\n")
+    with pytest.raises(fleet.LabError, match="c1: address 198.51.100.60 already taken"):
+        fleet.load_spec(bad)
     bad.write_text("macs:\n  - {name: m1, os_version: '14.5', build: X, arch: ppc, brew_prefix: /opt/homebrew}\n")
     with pytest.raises(fleet.LabError, match="arch must be one of arm64, x86_64"):
         fleet.load_spec(bad)
