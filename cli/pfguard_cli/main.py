@@ -164,7 +164,8 @@ def run(args, env: dict[str, str], cwd: str, console: Console) -> int:
             extravars[ADDRESS_VARIABLE[args.play]] = addresses.check(args.addresses)
         except addresses.AddressError as exc:
             return refuse(args, console, f"refusing {' '.join(args.addresses)!r}: {exc}. Nothing was changed.")
-    if getattr(args, "pull_repo", None) is not None:
+    pull_mode = getattr(args, "pull_repo", None) is not None  # ban and unban only
+    if pull_mode:
         repo = os.path.join(cwd, os.path.expanduser(args.pull_repo))
         if not os.path.isdir(os.path.join(repo, ".git")):
             return refuse(args, console, f"--pull-repo {args.pull_repo!r} is not a git clone (no .git in it). "
@@ -208,7 +209,7 @@ def run(args, env: dict[str, str], cwd: str, console: Console) -> int:
                 f"inventory {', '.join(inventory.sources)}{limit}")  # fmt: skip
 
     def line(host, tracker):
-        if "pfguard_ban_mode" not in extravars:  # in pull mode the one host is the controller, not a Mac
+        if not pull_mode:  # in pull mode the one host is the controller, not a Mac
             console.say(render.progress_line(args.play, host, tracker.check_mode))
 
     tracker = Tracker(args.play, args.check, line=line)

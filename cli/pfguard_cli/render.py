@@ -40,9 +40,8 @@ def describe(play: str, host: Host, check_mode: bool = False) -> str:
             return "nothing was changed"
         return (f"{host.task}: " if host.task and host.status != "refused" else "") + (host.message or "")
     result, would = host.result, "would be " if check_mode else ""
-    if not result:  # a host without a result of its own: the controller in pull mode
-        recap = host.recap
-        return f"ok={recap.get('ok', 0)} changed={recap.get('changed', 0)} skipped={recap.get('skipped', 0)}"
+    if not result:  # a host without a result of its own (the controller in pull mode): its recap
+        return _recap(host.recap)
     if play == "ban":
         return "; ".join([
             f"{would}added {_join(result.get('added'))}" if result.get("added") else "already banned",
@@ -71,7 +70,10 @@ def describe(play: str, host: Host, check_mode: bool = False) -> str:
         entries = ("no pfguard_blocklist" if blocklist is None
                    else _plural(blocklist, "entry", "entries") + " in pfguard_blocklist")  # fmt: skip
         return f"{entries}; {result.get('banned', 0)} banned by fail2ban"
-    recap = host.recap
+    return _recap(host.recap)
+
+
+def _recap(recap: dict) -> str:
     return f"ok={recap.get('ok', 0)} changed={recap.get('changed', 0)} skipped={recap.get('skipped', 0)}"
 
 
