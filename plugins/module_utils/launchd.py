@@ -323,11 +323,12 @@ class Launchctl(object):
                 cmd, rc, stdout, stderr,
             ) from None  # fmt: skip
 
-    def status(self, label, spec):
+    def status(self, label, spec, overrides=None):
         """The job's status: loaded, enabled (launchd would load it), override (the store's
-        `enabled`/`disabled`, None without one) and parse_print's fields (None when not loaded)."""
+        `enabled`/`disabled`, None without one) and parse_print's fields (None when not loaded).
+        `overrides`: print-disabled's answer when the caller has read it already."""
         job = self.job(label)
-        override = self.overrides().get(label)
+        override = (self.overrides() if overrides is None else overrides).get(label)
         status = dict(state=None, path=None, pid=None, runs=None, last_exit_code=None, last_signal=None)
         status.update(job or {})
         status.update(

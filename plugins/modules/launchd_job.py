@@ -22,7 +22,9 @@ description:
     run reports no change (V(restarted) and V(reloaded) always change).
   - A job disabled in launchd's store (C(launchctl disable)) cannot be bootstrapped and is not loaded at
     boot, so every state that loads the job runs C(launchctl enable system/LABEL) first when it is disabled.
-  - Without O(state) and O(enabled) it only reports the job's status, also in check mode.
+  - Without O(state) and O(enabled) it only reports the job's status, also in check mode. With O(names) it
+    reports the status of several jobs in one task (one C(launchctl print-disabled) for all of them), for
+    plays that read many Macs and should not pay a round trip per job.
   - Every option and the plist are checked before the first launchctl call; a value that is refused is
     named in the error and nothing is changed. Every line launchctl prints is parsed strictly; a line
     that is not what launchctl prints fails the task naming it.
@@ -46,8 +48,15 @@ options:
     description:
       - The job's label, for example C(org.pfguard.pf).
       - 1 to 255 ASCII letters, digits, C(.), C(_) and C(-), starting with a letter or digit.
+      - Exactly one of O(name) and O(names) is required.
     type: str
-    required: true
+  names:
+    description:
+      - The labels of several jobs whose status to report, read-only, in RV(jobs); each is checked as O(name) is.
+      - It cannot go with O(plist), O(state) or O(enabled), which manage one job.
+    type: list
+    elements: str
+    version_added: 0.3.0
   plist:
     description:
       - Absolute path of the job's LaunchDaemon plist, for example C(/Library/LaunchDaemons/org.pfguard.pf.plist).
@@ -154,13 +163,18 @@ EXAMPLES = r"""
   pfguard.macos.launchd_job:
     name: org.pfguard.pf
   register: pf_job
+
+- name: Ask launchd about several jobs in one task (read-only); pfguard_jobs.jobs['org.pfguard.pf'].loaded
+  pfguard.macos.launchd_job:
+    names: [org.pfguard.pf, org.pfguard.fail2ban]
+  register: pfguard_jobs
 """
 
 RETURN = r"""
 status:
   description: The job's status after the task (in check mode, as it would be; fields a change would make
     unknown are C(null)).
-  returned: always
+  returned: with O(name)
   type: dict
   contains:
     loaded:
@@ -204,10 +218,16 @@ status:
       sample: /Library/LaunchDaemons/org.pfguard.pf.plist
 status_before:
   description: The job's status before the task, with the same fields as RV(status).
-  returned: always
+  returned: with O(name)
   type: dict
   sample: {"loaded": false, "enabled": false, "override": "disabled", "state": null, "pid": null, "runs": null,
            "last_exit_code": null, "last_signal": null, "path": null}
+jobs:
+  description: With O(names), each label's status, with the same fields as RV(status).
+  returned: with O(names)
+  type: dict
+  sample: {"org.pfguard.pf": {"loaded": true, "enabled": true, "override": null, "state": "not running", "pid": null,
+           "runs": 1, "last_exit_code": 0, "last_signal": null, "path": "/Library/LaunchDaemons/org.pfguard.pf.plist"}}
 commands:
   description: The changing launchctl command lines run (in check mode, that would run), in order.
   returned: always
@@ -261,10 +281,11 @@ def check_inputs(module):
     no plist was given or it does not exist)."""
     params = module.params
     check_command_timeout(module)
-    problems = []
-    label_problem = check_label(params["name"])
-    if label_problem:
-        problems.append(label_problem)
+    problems = [problem for problem in map(check_label, names_of(params)) if problem]
+    if params["names"] is not None:
+        extra = [option for option in ("plist", "state", "enabled") if params[option] is not None]
+        if extra:
+            problems.append("names reads the status of several jobs; it cannot go with %s" % ", ".join(extra))
     if not 1 <= params["wait"] <= WAIT_MAX:
         problems.append("wait %s is out of range: use 1 to %d seconds" % (params["wait"], WAIT_MAX))
     if params["state"] in LOADING_STATES and params["enabled"] is False:
@@ -282,6 +303,11 @@ def check_inputs(module):
         return read_job_plist(params["plist"], params["name"])
     except PlistProblem as exc:
         module.fail_json(msg="%s; nothing was changed" % exc)
+
+
+def names_of(params):
+    """The labels the task is about: [name], or names."""
+    return [params["name"]] if params["names"] is None else params["names"]
 
 
 def plan(before, state, enabled):
@@ -455,10 +481,18 @@ def converge(module, launchctl, spec, result):
     return result
 
 
+def report(launchctl, labels, result):
+    """The read-only status of several jobs, with one print-disabled for all of them."""
+    overrides = launchctl.overrides()
+    result["jobs"] = dict((label, launchctl.status(label, None, overrides)) for label in labels)
+    return result
+
+
 def run_module():
     module = AnsibleModule(
         argument_spec=dict(
-            name=dict(type="str", required=True),
+            name=dict(type="str"),
+            names=dict(type="list", elements="str"),
             plist=dict(type="str"),
             state=dict(type="str", choices=["loaded", "unloaded", "restarted", "reloaded"]),
             enabled=dict(type="bool"),
@@ -466,6 +500,8 @@ def run_module():
             **dict(LAUNCHCTL_ARGUMENT_SPEC, **COMMAND_TIMEOUT_ARGUMENT_SPEC),
         ),
         required_if=[(("state", state, ("plist",))) for state in LOADING_STATES],
+        required_one_of=[("name", "names")],
+        mutually_exclusive=[("name", "names")],
         supports_check_mode=True,
     )
     spec = check_inputs(module)
@@ -474,7 +510,10 @@ def run_module():
     launchctl = Launchctl(module.params["launchctl_path"], module.params["command_timeout"], module.check_mode)
     result = dict(changed=False, commands=launchctl.commands, actions=launchctl.actions)
     try:
-        converge(module, launchctl, spec, result)
+        if module.params["names"] is not None:
+            report(launchctl, module.params["names"], result)
+        else:
+            converge(module, launchctl, spec, result)
     except CommandError as exc:
         module.fail_json(**dict(exc.result(), **result))
     module.exit_json(**result)

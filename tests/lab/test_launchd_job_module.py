@@ -251,6 +251,24 @@ def test_without_a_state_it_only_reports(job):
     assert snapshot(job) == before
 
 
+def test_names_reports_several_jobs_in_one_call(job):
+    """The doctor's read of several jobs: launchd's answer for each, the store's override included, and
+    nothing changed."""
+    pid = load_raw(job)
+    launchctl(job, "disable", TARGET)
+    try:
+        before = snapshot(job)
+        rc, result = module(job, {"names": [LABEL, "org.pfguard.not-there"]})
+        after = snapshot(job)
+    finally:
+        launchctl(job, "enable", TARGET)
+    assert rc == 0 and result["changed"] is False and result["commands"] == [], result
+    assert result["jobs"][LABEL]["loaded"] is True and result["jobs"][LABEL]["pid"] == pid, result
+    assert result["jobs"][LABEL]["override"] == "disabled", result
+    assert result["jobs"]["org.pfguard.not-there"]["loaded"] is False, result
+    assert after == before
+
+
 BAD_ARGS = [
     ("shell-name", dict(name=f"{LABEL}; reboot"), ("name", f"'{LABEL}; reboot'")),
     ("path-name", dict(name="../../etc/passwd"), ("name", "'../../etc/passwd'")),

@@ -94,7 +94,9 @@ class FakeLaunchd(object):
         self.pid, self.runs, self.next_pid = self.next_pid, self.runs + 1, self.next_pid + 1
 
     def print(self, args):
-        assert args == [TARGET]
+        assert len(args) == 1 and args[0].startswith("system/")
+        if args != [TARGET]:  # a job launchd does not know
+            return 113, "", 'Could not find service "%s" in domain for system\n' % args[0][len("system/"):]
         if self.removing and not self.stopping:
             self.loaded = self.removing = False
             self.pid = None
@@ -373,6 +375,33 @@ def test_without_state_or_enabled_it_only_reports(monkeypatch, tmp_path):
     assert result["status"] == result["status_before"]
     assert result["status"]["loaded"] is True and result["status"]["enabled"] is False
     assert [call[0] for call in fake.calls] == ["print", "print-disabled"]
+
+
+def test_names_reports_several_jobs_with_one_print_disabled(monkeypatch, tmp_path):
+    fake = FakeLaunchd(tmp_path, loaded=True, override=True)
+    other = "org.pfguard.other"
+    result = run(monkeypatch, fake, dict(names=[LABEL, other], launchctl_path=str(fake.tool)))
+    assert result["changed"] is False and result["commands"] == [] and fake.changes() == []
+    assert sorted(result["jobs"]) == sorted([LABEL, other]) and "status" not in result
+    assert result["jobs"][LABEL]["loaded"] is True and result["jobs"][LABEL]["override"] == "disabled"
+    assert result["jobs"][LABEL]["pid"] == 100
+    assert result["jobs"][other]["loaded"] is False and result["jobs"][other]["override"] is None
+    assert fake.calls == [["print-disabled", "system"], ["print", TARGET], ["print", "system/" + other]]
+
+
+@pytest.mark.parametrize("args, named", [
+    (dict(state="unloaded"), "names reads the status of several jobs; it cannot go with state"),
+    (dict(enabled=True), "it cannot go with enabled"),
+    (dict(plist="/Library/LaunchDaemons/x.plist"), "it cannot go with plist"),
+    (dict(names=[LABEL, "../evil"]), "name '../evil' is not a label"),
+    (dict(name=LABEL), "parameters are mutually exclusive: name|names"),
+])  # fmt: skip
+def test_names_is_read_only_and_checked_before_any_call(monkeypatch, tmp_path, args, named):
+    fake = FakeLaunchd(tmp_path)
+    given = dict(dict(names=[LABEL], launchctl_path=str(fake.tool)), **args)
+    result = run(monkeypatch, fake, given)
+    assert result["failed"] is True and named in result["msg"], result
+    assert fake.calls == []
 
 
 @pytest.mark.parametrize("args, named", [
