@@ -31,7 +31,8 @@ def fleet_repo(tmp_path):
     git("init", "-q", "--bare", "-b", "main", str(bare), cwd=tmp_path)
     git("clone", "-q", str(bare), str(clone), cwd=tmp_path)
     (clone / "blocklist.txt").write_text("# the fleet's bans\n")
-    git("add", "blocklist.txt", cwd=clone)
+    (clone / "local.yml").write_text("- ansible.builtin.import_playbook: pfguard.macos.pull\n")
+    git("add", "blocklist.txt", "local.yml", cwd=clone)
     git("commit", "-q", "-m", "start", cwd=clone)
     git("push", "-q", "origin", "HEAD:refs/heads/main", cwd=clone)
     inventory = tmp_path / "inventory"
@@ -94,3 +95,33 @@ def test_a_pull_repo_that_is_not_a_clone_is_refused_by_name(tmp_path, fleet_repo
     assert code == 2 and out == ""
     assert f"--pull-repo '{tmp_path / 'plain'}' is not a git clone (no .git in it). Nothing was changed." in err
     assert not (tmp_path / "runs").exists()  # refused before any run
+
+
+def test_the_blocklist_file_is_the_one_beside_the_playbook_the_macs_pull(tmp_path, fleet_repo):
+    """With pfguard_pull_playbook in a directory of the repository, the Macs read the blocklist file beside it
+    (playbooks/pull.yml); the commit goes there too, not to the repository's top."""
+    bare, clone, inventory = fleet_repo
+    (clone / "fleet").mkdir()
+    git("mv", "local.yml", "fleet/local.yml", cwd=clone)
+    git("commit", "-q", "-m", "the playbook in fleet/", cwd=clone)
+    (inventory / "group_vars" / "all.yml").write_text(
+        f"pfguard_trusted_networks: [{TRUSTED}]\npfguard_pull_playbook: fleet/local.yml\n"
+    )
+    code, out, err = pfguard(tmp_path, inventory, "ban", "--pull-repo", str(clone), "203.0.113.7")
+    assert code == 0, out + err
+    assert git("show", "refs/heads/main:fleet/blocklist.txt", cwd=bare).splitlines() == ["203.0.113.7"]
+    assert git("show", "refs/heads/main:blocklist.txt", cwd=bare) == "# the fleet's bans"
+    assert "fleet/blocklist.txt: added 203.0.113.7" in out, out
+
+    (inventory / "group_vars" / "all.yml").write_text(
+        f"pfguard_trusted_networks: [{TRUSTED}]\npfguard_pull_playbook: ../local.yml\n"
+    )
+    code, out, _ = pfguard(tmp_path, inventory, "ban", "--pull-repo", str(clone), "203.0.113.8")
+    assert code == 2, out
+    assert 'pfguard_pull_playbook, the playbook the Macs run, a file in it (got "../local.yml")' in out, out
+    (inventory / "group_vars" / "all.yml").write_text(
+        f"pfguard_trusted_networks: [{TRUSTED}]\npfguard_pull_playbook: other/local.yml\n"
+    )
+    code, out, _ = pfguard(tmp_path, inventory, "ban", "--pull-repo", str(clone), "203.0.113.8")
+    assert code == 2 and 'a file in it (got "other/local.yml")' in out, out
+    assert git("status", "--porcelain", cwd=clone) == ""

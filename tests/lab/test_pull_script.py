@@ -81,7 +81,7 @@ class Pull:
             __pull_checkout=str(base / "checkout"), pfguard_pull_playbook="local.yml",
             __pull_inventory=str(base / "inventory.yml"), __pull_status_file=str(base / "pull.json"),
             __pull_log=str(base / "pull.log"), __pull_lock_dir=str(base / "lock"), pfguard_pull_interval=60,
-            pfguard_pull_splay=0, pfguard_pull_timeout=timeout, __pull_blocklist_path=blocklist_path,
+            pfguard_pull_splay=0, pfguard_pull_timeout=timeout, __pfguard_pull_blocklist_path=blocklist_path,
             __pull_ansible_playbook=str(base / "ansible-playbook"),
             __pull_full_pending=str(base / "full-pending"))  # fmt: skip
         self.script = base / "pull.sh"
