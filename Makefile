@@ -24,7 +24,7 @@ BUILD_DIR := build
 COLLECTION_TARBALL = $(BUILD_DIR)/pfguard-macos-$(shell sed -n 's/^version: *//p' galaxy.yml).tar.gz
 
 .PHONY: help deps venv venv-current test test-static test-lab sanity sanity-floor sanity-current units units-floor units-current lint \
-	collection packaging-tests cli-tests emulator-tests test-fast lab-tests fleet-tests fleet-extended test-extended molecule demo bench bench-fleet pull-fleet clean collection-copy
+	collection packaging-tests cli-tests emulator-tests test-fast lab-tests fleet-tests fleet-extended test-extended molecule demo bench bench-fleet bench-feeds pull-fleet clean collection-copy
 
 help:
 	@echo "make demo   - bring up a lab of emulated Macs, run pfguard on it, tear it down"
@@ -35,6 +35,7 @@ help:
 	@echo "make bench  - pfctl_table benchmark (writes nothing; copy figures into docs/benchmarks.md)"
 	@echo "make bench-fleet [SIZES=1,5] - the fleet plays on 1..40 lab Macs, defaults against tuned settings"
 	@echo "make pull-fleet [PULL_MACS=20] - pull mode's lab tests on a lab of 20 Macs"
+	@echo "make bench-feeds [FEED_MACS=20] - a 150 000-entry feed through feeds.yml on lab Macs at once"
 
 # Debian packages, then the fail2ban releases the lab's Macs pour besides the machine's 1.0.2 (1.1.0: Debian's
 # build and the upstream source, pinned by SHA256, cached in /var/cache/pfguard-lab; nothing when there).
@@ -185,6 +186,10 @@ pull-fleet: venv
 # more; the lab must be down). Figures go into docs/benchmarks.md.
 bench-fleet: venv
 	flock /tmp/pfguard-lab.lock $(BIN)/python bench/fleet.py $(if $(SIZES),--sizes $(SIZES))
+
+# A 150 000-entry blocklist feed through feeds.yml on FEED_MACS lab Macs at once (the lab must be down).
+bench-feeds: venv
+	flock /tmp/pfguard-lab.lock $(BIN)/python bench/feeds_fleet.py $(if $(FEED_MACS),--macs $(FEED_MACS))
 
 demo: venv
 	$(BIN)/python -m pfguard_lab.demo
