@@ -17,15 +17,12 @@ from __future__ import annotations
 import argparse
 import http.server
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 from datetime import datetime
 
-from fleet import INVENTORY, PLAYBOOK, REPO, TUNED, lab, machine_cpu_seconds  # bench/fleet.py
+from fleet import lab, profile_env, timed_playbook  # bench/fleet.py
 
 LOAD_TASK = "Make pfguard_feeds hold exactly the merged feeds, kill their states, persist the table"
 LIMIT = 400_000  # room for pfguard's anchor twice, as docs/blocklist-feeds.md asks for a reload
@@ -61,10 +58,7 @@ def playbook(play: str, extra_vars: dict, env: dict, json_output: bool = False) 
     """(wall s, machine CPU s, the json callback's document or {}) of one ansible-playbook run."""
     if json_output:
         env = {**env, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}
-    argv = [PLAYBOOK, "-i", INVENTORY, play, "-e", json.dumps(extra_vars)]
-    start, cpu = time.monotonic(), machine_cpu_seconds()
-    done = subprocess.run(argv, cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True, timeout=3600)
-    wall, used = time.monotonic() - start, machine_cpu_seconds() - cpu
+    done, wall, used, _ = timed_playbook(play, ["-e", json.dumps(extra_vars)], env)
     if done.returncode:
         sys.exit(f"{play} failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
     return wall, used, json.loads(done.stdout) if json_output else {}
@@ -85,7 +79,7 @@ def main() -> int:
     parser.add_argument("--macs", type=int, default=20)
     parser.add_argument("--entries", type=int, default=150_000)
     args = parser.parse_args()
-    env = {**TUNED, "ANSIBLE_FORKS": str(min(max(args.macs, 5), 50))}
+    env = profile_env("tuned", args.macs)
     server = serve(b"# a big feed\n" + spread(args.entries))
     lab("up", "--hosts", str(args.macs), "--timeout", "300")
     try:

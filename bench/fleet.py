@@ -69,7 +69,8 @@ def machine_cpu_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def run_play(play: str, extra: list[str], env: dict[str, str]) -> dict:
+def timed_playbook(play: str, extra: list[str], env: dict[str, str]):
+    """(the finished ansible-playbook process, wall s, machine CPU s, controller CPU s) of one run against the lab."""
     argv = [PLAYBOOK, "-i", INVENTORY, play, *extra]
     start, cpu_start = time.monotonic(), machine_cpu_seconds()
     controller_start = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -78,6 +79,11 @@ def run_play(play: str, extra: list[str], env: dict[str, str]) -> dict:
     machine_cpu = machine_cpu_seconds() - cpu_start
     controller_end = resource.getrusage(resource.RUSAGE_CHILDREN)
     controller_cpu = sum(getattr(controller_end, f) - getattr(controller_start, f) for f in ("ru_utime", "ru_stime"))
+    return proc, wall, machine_cpu, controller_cpu
+
+
+def run_play(play: str, extra: list[str], env: dict[str, str]) -> dict:
+    proc, wall, machine_cpu, controller_cpu = timed_playbook(play, extra, env)
     recap = {m[1]: {"changed": int(m[3]), "unreachable": int(m[4]), "failed": int(m[5])}
              for m in RECAP.finditer(proc.stdout)}
     return {"rc": proc.returncode, "wall_s": round(wall, 1), "hosts": len(recap),
