@@ -24,7 +24,7 @@ BUILD_DIR := build
 COLLECTION_TARBALL = $(BUILD_DIR)/pfguard-macos-$(shell sed -n 's/^version: *//p' galaxy.yml).tar.gz
 
 .PHONY: help deps venv venv-current test test-static test-lab sanity sanity-floor sanity-current units units-floor units-current lint \
-	collection packaging-tests cli-tests emulator-tests test-fast lab-tests fleet-tests fleet-extended test-extended molecule demo bench bench-fleet bench-feeds pull-fleet clean collection-copy
+	collection packaging-tests cli-tests emulator-tests test-fast test-fast-checks lab-tests fleet-tests fleet-extended test-extended molecule demo bench bench-fleet bench-feeds pull-fleet clean collection-copy
 
 help:
 	@echo "make demo   - bring up a lab of emulated Macs, run pfguard on it, tear it down"
@@ -167,9 +167,13 @@ test-lab:
 test-extended: venv
 	$(MAKE) --no-print-directory -j1 lab-extended fleet-extended molecule
 
-# No lab, one ansible-core: what a change can be checked with in a couple of minutes.
+# No lab, one ansible-core: what a change can be checked with in a few minutes. Two lanes, as in
+# `make test`: the emulator tests beside the rest.
 test-fast: venv
-	$(MAKE) --no-print-directory -j1 lint units-floor sanity-floor cli-tests emulator-tests
+	$(MAKE) --no-print-directory -j2 test-fast-checks emulator-tests
+
+test-fast-checks:
+	$(MAKE) --no-print-directory -j1 lint units-floor sanity-floor cli-tests
 
 bench: venv
 	$(BIN)/python bench/bench_pfctl_table.py

@@ -20,12 +20,11 @@ from datetime import datetime
 
 from pfguard_lab import fleet, netns, reachability
 from pfguard_lab import host as hostmod
-from pfguard_lab.fleet import Lab, LabError
+from pfguard_lab.fleet import HostNotRunning, Lab, LabError
 
 PROG = "pfguard-lab"
 EXIT_CANNOT_HOST = 2
 EXIT_EXEC_FAILED = 125
-MAC_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"  # macOS /etc/paths
 REQUIRED_TOOLS = ("ip", "nft", "conntrack", "unshare", "nsenter", "ssh", "ssh-keygen", "openssl")
 SSH_QUIET = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
 HOLD_COMMAND = "while :; do echo tick; sleep 0.2; done"
@@ -116,27 +115,14 @@ def cmd_exec(args) -> int:
     if not command:
         _err("exec: no command given (usage: exec HOST -- CMD...)")
         return 2
-    lab = Lab()
-    host = lab.host(args.host)
-    if not host.is_mac:
-        # A client is only a network namespace on this machine.
-        os.execvp("ip", ["ip", "netns", "exec", host.netns, *command])
-    pid = hostmod.read_pid(lab.paths, host)
-    if pid is None:
-        _err(f"{host.name} is not running")
+    try:
+        argv, env = Lab().exec_argv(args.host, command)
+    except HostNotRunning as exc:
+        _err(str(exc))
         return EXIT_EXEC_FAILED
-    env = {
-        "PATH": MAC_PATH,
-        "HOME": hostmod.ROOT_HOME,
-        "USER": "root",
-        "LOGNAME": "root",
-        "SHELL": "/bin/sh",
-        "LANG": "C.UTF-8",
-        "TERM": os.environ.get("TERM", "dumb"),
-    }
-    namespaces = ["--mount", "--uts", "--ipc", "--net", "--pid", "--root", "--wd"]
-    argv = ["nsenter", f"--target={pid}", *namespaces, "--", *command]
-    os.execvpe("nsenter", argv, env)
+    if env is None:
+        os.execvp(argv[0], argv)
+    os.execvpe(argv[0], argv, env)
     return EXIT_EXEC_FAILED  # not reached
 
 

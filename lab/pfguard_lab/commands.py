@@ -23,9 +23,17 @@ AFCTL_PATH = "/Applications/Server.app/Contents/ServerRoot/usr/libexec/afctl"
 AFCTL_COMMAND = (AFCTL_PATH, "pfguard_lab.emulators.afctl")
 
 
+# The directory that holds the pfguard_lab package: wrappers put it on sys.path themselves.
+LAB_SOURCE = Path(__file__).resolve().parent.parent
+
+
 def wrapper_text(module: str, env: dict[str, str] | None = None, python: str | None = None) -> str:
-    """Source of an executable script that runs `module.main()` with the lab's interpreter."""
-    lines = [f"#!{python or sys.executable} -I", "import os", "import sys"]
+    """Source of an executable script that runs `module.main()` with the lab's interpreter (or `python`).
+
+    The emulators need only the standard library, so the script skips the `site` module (-S; -I keeps
+    the environment out): an emulated command then starts sooner, closer to the real C command.
+    """
+    lines = [f"#!{python or sys.executable} -IS", "import os", "import sys", f"sys.path.insert(0, {str(LAB_SOURCE)!r})"]
     for key, value in sorted((env or {}).items()):
         lines.append(f"os.environ.setdefault({key!r}, {value!r})")
     lines += [f"from {module} import main", "sys.exit(main())", ""]

@@ -40,6 +40,14 @@ class LabError(RuntimeError):
     pass
 
 
+class HostNotRunning(LabError):
+    """The host is in the lab but its init process is gone (stopped, or in the middle of a reboot)."""
+
+
+# What a root shell on a Mac starts with: macOS's /etc/paths, root's home.
+MAC_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+
+
 def lab_dir() -> Path:
     return Path(os.environ.get("PFGUARD_LAB_DIR") or DEFAULT_LAB_DIR)
 
@@ -201,6 +209,27 @@ class Lab:
         if not host.is_mac:
             raise LabError(f"{name} is a {host.role} client, not a Mac")
         return host
+
+    def exec_argv(self, name: str, command: list[str]) -> tuple[list[str], dict[str, str] | None]:
+        """The command line that runs `command` as root inside host `name`, and its environment (None:
+        the caller's). A Mac: all of its namespaces (nsenter), macOS's PATH; a client: its network namespace."""
+        host = self.host(name)
+        if not host.is_mac:
+            return ["ip", "netns", "exec", host.netns, *command], None
+        pid = hostmod.read_pid(self.paths, host)
+        if pid is None:
+            raise HostNotRunning(f"{host.name} is not running")
+        env = {
+            "PATH": MAC_PATH,
+            "HOME": hostmod.ROOT_HOME,
+            "USER": "root",
+            "LOGNAME": "root",
+            "SHELL": "/bin/sh",
+            "LANG": "C.UTF-8",
+            "TERM": os.environ.get("TERM", "dumb"),
+        }
+        namespaces = ["--mount", "--uts", "--ipc", "--net", "--pid", "--root", "--wd"]
+        return ["nsenter", f"--target={pid}", *namespaces, "--", *command], env
 
     def leftovers(self) -> list[str]:
         found = [f"netns {name}" for name in netns.netns_names()]

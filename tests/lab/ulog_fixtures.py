@@ -18,8 +18,7 @@ from lab_fixtures import wait_for
 from pfguard_lab import commands
 from pfguard_lab.emulators import afctl
 
-LAB_DIR = Path(commands.__file__).resolve().parent.parent  # .../lab, holds the pfguard_lab package
-DATA = LAB_DIR / "pfguard_lab" / "data"
+DATA = commands.LAB_SOURCE / "pfguard_lab" / "data"
 SYSTEM_PYTHON = "/usr/bin/python3"
 ADMIN_UID, ADMIN_GID = 501, 20
 
@@ -73,10 +72,7 @@ def system_python_launcher(directory: Path, module: str) -> Path:
     """Like commands.write_wrapper, but on Debian's python3 so uid 501 can run it: the venv's
     interpreter lives under /root (mode 0700 here). The emulator code is the same module."""
     path = directory / f"run-{module.rsplit('.', 1)[-1]}"
-    path.write_text(
-        f"#!{SYSTEM_PYTHON} -I\nimport sys\nsys.path.insert(0, {str(LAB_DIR)!r})\n"
-        f"from {module} import main\nsys.exit(main())\n"
-    )
+    path.write_text(commands.wrapper_text(module, python=SYSTEM_PYTHON))
     path.chmod(0o755)
     return path
 
