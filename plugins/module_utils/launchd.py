@@ -26,8 +26,10 @@ from ansible_collections.pfguard.macos.plugins.module_utils.pfctl import output_
 from ansible_collections.pfguard.macos.plugins.module_utils.safe_files import (
     UnsafePath,
     check_path_text,
+    check_write_target,
     command_path_problem,
     open_regular,
+    read_bounded,
 )
 
 # launchctl's messages are returned to the user and parsed; they must not depend on the locale.
@@ -41,6 +43,7 @@ OUTPUT_LIMIT = 1024 * 1024
 PLIST_READ_LIMIT = 1024 * 1024
 # uid and gid launchd wants a LaunchDaemon plist owned by: root:wheel.
 PLIST_OWNER = (0, 0)
+PLIST_MODE = 0o644
 
 # launchd's error numbers (docs/reference/macos.md#launchctl-exit-codes).
 ESRCH = 3  # Boot-out failed: 3: No such process (not loaded)
@@ -145,6 +148,80 @@ def read_job_plist(path, label):
     if "Disabled" in spec and not isinstance(spec["Disabled"], bool):
         raise PlistProblem("plist %s: Disabled must be a boolean, got %s" % (path, shown(spec["Disabled"])))
     return spec
+
+
+# What an integer in a property list can hold (plistlib writes signed and unsigned 64-bit values).
+PLIST_INT_RANGE = (-(1 << 63), (1 << 64) - 1)
+# XML 1.0 allows these control characters in text; plistlib refuses the others.
+_PLIST_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _value_problems(value, where):
+    """Why `value` (at `where`, for messages) cannot go into a property list, as a list of reasons."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        if not PLIST_INT_RANGE[0] <= value <= PLIST_INT_RANGE[1]:
+            return ["%s %d is out of a property list integer's range" % (where, value)]
+        return []
+    if isinstance(value, str):
+        if _PLIST_CONTROL.search(value):
+            return ["%s %s holds a control character, which a property list cannot hold" % (where, shown(value))]
+        return []
+    if isinstance(value, list):
+        problems = []
+        for index, item in enumerate(value):
+            problems.extend(_value_problems(item, "%s[%d]" % (where, index)))
+        return problems
+    if isinstance(value, dict):
+        problems = []
+        for key, item in value.items():
+            if not isinstance(key, str) or _PLIST_CONTROL.search(key):
+                problems.append("%s has the key %s; keys must be text without control characters" % (where, shown(key)))
+            else:
+                problems.extend(_value_problems(item, "%s.%s" % (where, key)))
+        return problems
+    return ["%s is %s, which a launchd property list cannot hold (text, integers, booleans, lists and "
+            "dictionaries only)" % (where, shown(value))]  # fmt: skip
+
+
+def job_definition(definition, label):
+    """The property list bytes for the job `definition` (a dict; Label set to `label` when absent), or
+    PlistProblem naming what is refused: a Label other than `label`, a Disabled that is not a boolean,
+    a value a property list cannot hold."""
+    if not isinstance(definition, dict):
+        raise PlistProblem("definition must be a dictionary of launchd.plist keys, got %s" % shown(definition))
+    definition = dict(definition)
+    definition.setdefault("Label", label)
+    problems = _value_problems(definition, "definition")
+    if not problems and definition["Label"] != label:
+        problems.append("definition's Label %s is not name %s" % (shown(definition["Label"]), shown(label)))
+    if not problems and "Disabled" in definition and not isinstance(definition["Disabled"], bool):
+        problems.append("definition's Disabled must be a boolean, got %s" % shown(definition["Disabled"]))
+    if problems:
+        raise PlistProblem("; ".join(problems))
+    return plistlib.dumps(definition, fmt=plistlib.FMT_XML, sort_keys=True)
+
+
+def installed_plist(path, label):
+    """(spec, data) of the plist at `path` as it is installed, for comparing with a definition: spec is
+    None when the file is missing or launchd would not load it (its owner, mode or contents), data the
+    file's bytes (b"" when missing). Raises PlistProblem for a path that is not a regular file (a link is
+    not followed), which is never replaced."""
+    try:
+        check_write_target(path, "plist")
+        data = read_bounded(path, PLIST_READ_LIMIT, "plist")
+    except UnsafePath as exc:
+        raise PlistProblem(str(exc)) from None
+    if data is None:
+        return None, b""
+    try:
+        spec = read_job_plist(path, label)
+    except PlistProblem:
+        spec = None
+    if spec is not None and stat.S_IMODE(os.lstat(path).st_mode) != PLIST_MODE:
+        spec = None
+    return spec, data
 
 
 def parse_print(stdout, label):

@@ -39,7 +39,8 @@ attributes:
     details: Reads the job's status and lists the commands that would run in RV(commands); runs none of them.
   diff_mode:
     support: full
-    details: Shows whether the job is loaded and enabled, before and after.
+    details: Shows whether the job is loaded and enabled, before and after, and the plist's text when
+      O(definition) changes it.
   platform:
     support: full
     platforms: darwin
@@ -67,7 +68,23 @@ options:
       - A missing plist fails the task when it would be bootstrapped. In check mode it only warns, as a play
         creates the file in an earlier task that check mode does not run.
       - Its C(Disabled) key decides whether the job is enabled when launchd's store has no override for it.
+      - With O(definition) the module writes it; a file in its place is replaced unless it is not a regular
+        file (a symbolic link, a directory, a FIFO, a device), which is refused, as is a missing directory.
     type: str
+  definition:
+    description:
+      - The job's definition, the keys of launchd.plist(5) (for example C(ProgramArguments), C(RunAtLoad),
+        C(StartInterval)), to be installed at O(plist), owned by root:wheel with mode C(0644).
+      - C(Label) is set to O(name) when absent and must equal it when given. Values are text without control
+        characters, integers, booleans, lists and dictionaries; anything else is refused naming the key.
+      - The file is written (Python's plistlib, XML, keys sorted, to a temporary file that then replaces the
+        plist) only when what launchd would read differs, or its owner or mode do; RV(plist_changed) tells.
+      - A changed plist reaches launchd, as launchd reads a plist only when it loads it. With O(state=loaded)
+        a loaded job is then booted out and bootstrapped again, as with O(state=reloaded). So one task
+        installs and loads a job, and a second run changes nothing.
+      - Requires O(plist); it cannot go with O(names).
+    type: dict
+    version_added: 0.3.0
   state:
     description:
       - V(loaded) bootstraps the job when launchd does not know it.
@@ -140,12 +157,23 @@ EXAMPLES = r"""
     plist: /Library/LaunchDaemons/org.pfguard.pf.plist
     state: loaded
 
-- name: Make launchd run the plist's current contents when the template changed it
+- name: Install the job's plist and run what it says (booted out and in again when the plist changed)
   pfguard.macos.launchd_job:
     name: org.pfguard.fail2ban
     plist: /Library/LaunchDaemons/org.pfguard.fail2ban.plist
-    state: "{{ 'reloaded' if fail2ban_plist is changed else 'loaded' }}"
+    definition:
+      ProgramArguments: [/opt/homebrew/bin/fail2ban-server, -xf, start]
+      RunAtLoad: true
+      KeepAlive: true
+      ExitTimeOut: 30
+    state: loaded
     wait: 40  # fail2ban's ExitTimeOut is 30 s
+
+- name: Make launchd run the plist's current contents when an earlier task changed it
+  pfguard.macos.launchd_job:
+    name: org.example.job
+    plist: /Library/LaunchDaemons/org.example.job.plist
+    state: "{{ 'reloaded' if example_plist is changed else 'loaded' }}"
 
 - name: Restart fail2ban through launchd
   pfguard.macos.launchd_job:
@@ -228,6 +256,11 @@ jobs:
   type: dict
   sample: {"org.pfguard.pf": {"loaded": true, "enabled": true, "override": null, "state": "not running", "pid": null,
            "runs": 1, "last_exit_code": 0, "last_signal": null, "path": "/Library/LaunchDaemons/org.pfguard.pf.plist"}}
+plist_changed:
+  description: Whether O(definition) changed the plist (in check mode, would change it).
+  returned: with O(name)
+  type: bool
+  sample: false
 commands:
   description: The changing launchctl command lines run (in check mode, that would run), in order.
   returned: always
@@ -243,6 +276,7 @@ actions:
   sample: ["enable", "bootstrap"]
 """
 
+import plistlib
 import signal
 import time
 
@@ -259,6 +293,8 @@ from ansible_collections.pfguard.macos.plugins.module_utils.launchd import (
     ESRCH,
     LAUNCHCTL_ARGUMENT_SPEC,
     NOT_FOUND,
+    PLIST_MODE,
+    PLIST_OWNER,
     STOPPING_STATES,
     Launchctl,
     LaunchctlError,
@@ -266,9 +302,12 @@ from ansible_collections.pfguard.macos.plugins.module_utils.launchd import (
     check_label,
     check_launchctl_path,
     describe_failure,
+    installed_plist,
+    job_definition,
     needs_root,
     read_job_plist,
 )
+from ansible_collections.pfguard.macos.plugins.module_utils.safe_files import StagedFile, UnsafePath
 
 LOADING_STATES = ("loaded", "restarted", "reloaded")
 WAIT_MAX = 3600
@@ -277,13 +316,12 @@ UNKNOWN_AFTER_CHANGE = ("state", "pid", "runs", "last_exit_code", "last_signal",
 
 
 def check_inputs(module):
-    """Every option and the plist checked before launchctl runs; returns the plist's contents (None when
-    no plist was given or it does not exist)."""
+    """Every option and the plist checked before launchctl runs; returns the Plist to go by."""
     params = module.params
     check_command_timeout(module)
     problems = [problem for problem in map(check_label, names_of(params)) if problem]
     if params["names"] is not None:
-        extra = [option for option in ("plist", "state", "enabled") if params[option] is not None]
+        extra = [option for option in ("plist", "definition", "state", "enabled") if params[option] is not None]
         if extra:
             problems.append("names reads the status of several jobs; it cannot go with %s" % ", ".join(extra))
     if not 1 <= params["wait"] <= WAIT_MAX:
@@ -298,11 +336,44 @@ def check_inputs(module):
     if problems:
         module.fail_json(msg="%s; nothing was changed" % "; ".join(problems))
     if params["plist"] is None:
-        return None
+        return Plist(None)
     try:
-        return read_job_plist(params["plist"], params["name"])
+        if params["definition"] is None:
+            return Plist(read_job_plist(params["plist"], params["name"]))
+        wanted = job_definition(params["definition"], params["name"])
+        installed, data = installed_plist(params["plist"], params["name"])
     except PlistProblem as exc:
         module.fail_json(msg="%s; nothing was changed" % exc)
+    # Compared in plistlib's own form, so layout and comments do not count but types do (true is not 1).
+    if installed is not None and plistlib.dumps(installed, fmt=plistlib.FMT_XML, sort_keys=True) == wanted:
+        return Plist(installed)
+    return Plist(plistlib.loads(wanted), data, wanted)
+
+
+class Plist(object):
+    """The job definition launchd will read (`spec`, None without one) and, when the task must write the
+    plist first, its current bytes (`before`) and the new ones (`after`)."""
+
+    def __init__(self, spec, before=None, after=None):
+        self.spec = spec
+        self.before = before
+        self.after = after
+
+    @property
+    def changes(self):
+        return self.after is not None
+
+    def install(self, path):
+        """Write the new plist in place of `path` (checked again just before it is replaced)."""
+        try:
+            staged = StagedFile(path, self.after, PLIST_MODE, PLIST_OWNER)
+            try:
+                staged.commit()
+            finally:
+                staged.discard()
+        except (OSError, UnsafePath) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise CommandError("could not write plist %s: %s; launchd was left as it was" % (path, reason)) from None
 
 
 def names_of(params):
@@ -429,12 +500,17 @@ def render(status):
     return "loaded: %s\nenabled: %s\n" % (str(status["loaded"]).lower(), str(status["enabled"]).lower())
 
 
-def converge(module, launchctl, spec, result):
+def converge(module, launchctl, plist_file, result):
     params = module.params
-    label, plist = params["name"], params["plist"]
+    label, plist, spec = params["name"], params["plist"], plist_file.spec
     before = launchctl.status(label, spec)
     result["status_before"] = before
-    wanted, steps = plan(before, params["state"], params["enabled"])
+    # A changed definition reaches launchd only by bootout and bootstrap (launchd reads the plist then).
+    state = "reloaded" if plist_file.changes and params["state"] == "loaded" else params["state"]
+    wanted, steps = plan(before, state, params["enabled"])
+    result["plist_changed"] = plist_file.changes
+    if plist_file.changes and not module.check_mode:
+        plist_file.install(plist)
 
     if plist is not None and spec is None:
         if "bootstrap" in steps and not module.check_mode:
@@ -474,10 +550,15 @@ def converge(module, launchctl, spec, result):
             problems.append("launchctl print-disabled does not show %s disabled" % label)
         if problems:
             module.fail_json(msg="; ".join(problems), status=after, **result)
-    result.update(changed=bool(steps), status=after)
+    result.update(changed=bool(steps) or plist_file.changes, status=after)
     if module._diff:
         header = "system/%s" % label
-        result["diff"] = dict(before=render(before), after=render(after), before_header=header, after_header=header)
+        result["diff"] = [dict(before=render(before), after=render(after), before_header=header, after_header=header)]
+        if plist_file.changes:
+            result["diff"].insert(0, dict(
+                before=plist_file.before.decode("utf-8", "replace"), after=plist_file.after.decode("utf-8"),
+                before_header=plist, after_header=plist,
+            ))  # fmt: skip
     return result
 
 
@@ -494,6 +575,7 @@ def run_module():
             name=dict(type="str"),
             names=dict(type="list", elements="str"),
             plist=dict(type="str"),
+            definition=dict(type="dict"),
             state=dict(type="str", choices=["loaded", "unloaded", "restarted", "reloaded"]),
             enabled=dict(type="bool"),
             wait=dict(type="int", default=30),
@@ -501,10 +583,11 @@ def run_module():
         ),
         required_if=[(("state", state, ("plist",))) for state in LOADING_STATES],
         required_one_of=[("name", "names")],
+        required_by=dict(definition=("plist", "name")),
         mutually_exclusive=[("name", "names")],
         supports_check_mode=True,
     )
-    spec = check_inputs(module)
+    plist_file = check_inputs(module)
     # An SSH session cut between bootout and bootstrap must not leave the job unloaded: finish.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     launchctl = Launchctl(module.params["launchctl_path"], module.params["command_timeout"], module.check_mode)
@@ -513,7 +596,7 @@ def run_module():
         if module.params["names"] is not None:
             report(launchctl, module.params["names"], result)
         else:
-            converge(module, launchctl, spec, result)
+            converge(module, launchctl, plist_file, result)
     except CommandError as exc:
         module.fail_json(**dict(exc.result(), **result))
     module.exit_json(**result)

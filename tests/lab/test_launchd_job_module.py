@@ -237,9 +237,10 @@ def test_diff_shows_loaded_and_enabled_before_and_after(job):
     unload_raw(job, disable=True)
     rc, result = module(job, args(state="loaded"), "--check", "--diff")
     assert rc == 0, result
-    assert result["diff"]["before"] == "loaded: false\nenabled: false\n"
-    assert result["diff"]["after"] == "loaded: true\nenabled: true\n"
-    assert result["diff"]["before_header"] == TARGET
+    (status,) = result["diff"]
+    assert status["before"] == "loaded: false\nenabled: false\n"
+    assert status["after"] == "loaded: true\nenabled: true\n"
+    assert status["before_header"] == TARGET
 
 
 def test_without_a_state_it_only_reports(job):
@@ -267,6 +268,64 @@ def test_names_reports_several_jobs_in_one_call(job):
     assert result["jobs"][LABEL]["override"] == "disabled", result
     assert result["jobs"]["org.pfguard.not-there"]["loaded"] is False, result
     assert after == before
+
+
+def installed_spec(lab) -> dict:
+    return plistlib.loads(lab.exec(MAC, "cat", PLIST).stdout.encode())
+
+
+def test_definition_installs_the_plist_loads_the_job_and_a_changed_one_reloads_it(job):
+    """One task writes the plist (plistlib, root:wheel 0644) and loads the job; a second run changes
+    nothing; a changed definition is written and reaches launchd by bootout and bootstrap; check mode
+    writes nothing."""
+    lab = job
+    definition = {"ProgramArguments": ["/bin/sh", SLEEPER], "RunAtLoad": True, "KeepAlive": True}
+    unload_raw(lab)
+    lab.exec(MAC, "rm", "-f", PLIST)
+    try:
+        rc, first = module(lab, args(state="loaded", definition=definition))
+        assert rc == 0 and first["changed"] is True and first["plist_changed"] is True, first
+        assert first["actions"] == ["bootstrap"]
+        assert lab.sh(MAC, f"stat -c '%u %g %a' {PLIST}").split() == ["0", "0", "644"]
+        assert lab.sh(MAC, f"/usr/bin/plutil -lint {PLIST}").strip() == f"{PLIST}: OK"
+        assert installed_spec(lab) == {**definition, "Label": LABEL}
+        pid = int(wait_pid(lab))
+
+        rc, again = module(lab, args(state="loaded", definition=definition))
+        assert rc == 0 and again["changed"] is False and again["plist_changed"] is False, again
+        assert again["commands"] == [] and printed(lab)[1]["pid"] == str(pid)
+
+        changed = {**definition, "EnvironmentVariables": {"PFGUARD_TEST": "1"}}
+        before = snapshot(lab)
+        rc, checked = module(lab, args(state="loaded", definition=changed), "--check", "--diff")
+        assert rc == 0 and checked["plist_changed"] is True and checked["actions"] == ["bootout", "bootstrap"]
+        assert "PFGUARD_TEST" in checked["diff"][0]["after"] and "PFGUARD_TEST" not in checked["diff"][0]["before"]
+        assert snapshot(lab) == before
+
+        rc, reloaded = module(lab, args(state="loaded", definition=changed))
+        assert rc == 0 and reloaded["actions"] == ["bootout", "bootstrap"], reloaded
+        assert installed_spec(lab)["EnvironmentVariables"] == {"PFGUARD_TEST": "1"}
+        assert int(wait_pid(lab, other_than=str(pid))) != pid and not alive(lab, pid)
+    finally:
+        install(lab, PLIST, plistlib.dumps(SPEC), "0644")
+
+
+def test_definition_never_writes_through_a_link_or_a_bad_value(job):
+    lab = job
+    lab.sh(MAC, f"ln -sfn {PLIST} {LINK}")
+    try:
+        unload_raw(lab)
+        before = snapshot(lab)
+        definition = {"ProgramArguments": ["/bin/sh", SLEEPER], "RunAtLoad": True}
+        message = refused(*module(lab, args(state="loaded", plist=LINK, definition=definition)), LINK)
+        assert message == f"plist {LINK} is a symbolic link; only a regular file is written; nothing was changed"
+        refused(*module(lab, args(state="loaded", definition={**definition, "Label": "org.pfguard.other"})),
+                "definition's Label 'org.pfguard.other' is not name")  # fmt: skip
+        refused(*module(lab, args(state="loaded", definition={**definition, "RunAtLoad": None})),
+                "definition.RunAtLoad is None")  # fmt: skip
+        assert snapshot(lab) == before and printed(lab)[0] == 113
+    finally:
+        lab.exec(MAC, "rm", "-f", LINK)
 
 
 BAD_ARGS = [

@@ -159,6 +159,7 @@ def run(monkeypatch, fake, args, check_mode=False, diff=False):
     monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))
     monkeypatch.setattr(launchd, "run_bounded", fake)
     monkeypatch.setattr(launchd, "PLIST_OWNER", (os.getuid(), os.getgid()))
+    monkeypatch.setattr(launchd_job, "PLIST_OWNER", (os.getuid(), os.getgid()))
     monkeypatch.setattr(launchd_job, "POLL_INTERVAL", 0.01)
     result = run_module(monkeypatch, launchd_job, fake, args, check_mode=check_mode, diff=diff)
     result["warnings"] = warnings
@@ -364,8 +365,8 @@ def test_check_mode_accepts_a_plist_an_earlier_task_would_create(monkeypatch, tm
 def test_diff_shows_loaded_and_enabled(monkeypatch, tmp_path):
     fake = FakeLaunchd(tmp_path, override=True)
     result = run(monkeypatch, fake, fake.args(state="loaded"), diff=True)
-    assert result["diff"] == dict(before="loaded: false\nenabled: false\n", after="loaded: true\nenabled: true\n",
-                                  before_header=TARGET, after_header=TARGET)  # fmt: skip
+    assert result["diff"] == [dict(before="loaded: false\nenabled: false\n", after="loaded: true\nenabled: true\n",
+                                   before_header=TARGET, after_header=TARGET)]  # fmt: skip
 
 
 def test_without_state_or_enabled_it_only_reports(monkeypatch, tmp_path):
@@ -507,3 +508,93 @@ def test_a_bootstrap_refused_for_not_being_root_fails_at_once(monkeypatch, tmp_p
     assert result["failed"] is True and result["actions"] == ["bootstrap"]
     assert result["msg"].endswith("Try re-running the command as root for richer errors.; run the task as root "
                                   "(become: true)")  # fmt: skip
+
+
+# definition: the module installs the plist itself.
+DEFINITION = {"ProgramArguments": ["/bin/sh", "/usr/local/libexec/job.sh"], "RunAtLoad": True, "StartInterval": 60}
+
+
+def installed(fake):
+    return plistlib.loads(fake.plist.read_bytes())
+
+
+def test_definition_installs_the_plist_and_loads_the_job_then_changes_nothing(monkeypatch, tmp_path):
+    fake = FakeLaunchd(tmp_path)
+    fake.plist.unlink()
+    first = run(monkeypatch, fake, fake.args(state="loaded", definition=DEFINITION))
+    assert first["changed"] is True and first["plist_changed"] is True and first["actions"] == ["bootstrap"]
+    assert installed(fake) == dict(DEFINITION, Label=LABEL)
+    assert fake.plist.read_bytes() == plistlib.dumps(dict(DEFINITION, Label=LABEL), sort_keys=True)
+    assert oct(fake.plist.stat().st_mode & 0o7777) == oct(0o644)
+    assert [name for name in os.listdir(str(tmp_path)) if name.startswith(".")] == []  # no staged file left
+    fake.calls = []
+    second = run(monkeypatch, fake, fake.args(state="loaded", definition=DEFINITION))
+    assert second["changed"] is False and second["plist_changed"] is False and fake.changes() == []
+
+
+def test_a_changed_definition_boots_a_loaded_job_out_and_in_again_and_shows_the_plist_diff(monkeypatch, tmp_path):
+    fake = FakeLaunchd(tmp_path, loaded=True)
+    old_text = fake.plist.read_text()
+    result = run(monkeypatch, fake, fake.args(state="loaded", definition=DEFINITION), diff=True)
+    assert result["changed"] is True and result["plist_changed"] is True
+    assert result["actions"] == ["bootout", "bootstrap"] and fake.pid == 500
+    assert installed(fake)["ProgramArguments"] == DEFINITION["ProgramArguments"]
+    plist_diff, status_diff = result["diff"]
+    assert plist_diff["before"] == old_text and "/usr/local/libexec/job.sh" in plist_diff["after"]
+    assert plist_diff["before_header"] == str(fake.plist) and status_diff["before_header"] == TARGET
+
+
+def test_layout_does_not_count_but_types_and_mode_do(monkeypatch, tmp_path):
+    fake = FakeLaunchd(tmp_path, loaded=True)
+    # Same keys and values, written by hand: a comment, keys in another order.
+    body = plistlib.dumps(dict(DEFINITION, Label=LABEL), sort_keys=False).decode()
+    fake.plist.write_text(body.replace("<plist version=\"1.0\">", "<!-- written by hand -->\n<plist version=\"1.0\">"))
+    same = run(monkeypatch, fake, fake.args(state="loaded", definition=DEFINITION))
+    assert same["changed"] is False and same["plist_changed"] is False and fake.changes() == []
+    # RunAtLoad 1 is an integer, not true: launchd would not read the same plist.
+    typed = run(monkeypatch, fake, fake.args(state="loaded", definition=dict(DEFINITION, RunAtLoad=1)), check_mode=True)
+    assert typed["plist_changed"] is True and typed["actions"] == ["bootout", "bootstrap"]
+    fake.plist.chmod(0o600)
+    mode = run(monkeypatch, fake, fake.args(state="loaded", definition=DEFINITION))
+    assert mode["plist_changed"] is True and oct(fake.plist.stat().st_mode & 0o7777) == oct(0o644)
+
+
+def test_check_mode_tells_the_new_plist_and_writes_nothing(monkeypatch, tmp_path):
+    fake = FakeLaunchd(tmp_path)
+    fake.plist.unlink()
+    result = run(monkeypatch, fake, fake.args(state="loaded", definition=DEFINITION), check_mode=True, diff=True)
+    assert result["changed"] is True and result["plist_changed"] is True and result["actions"] == ["bootstrap"]
+    assert result["warnings"] == [] and result["diff"][0]["before"] == ""
+    assert not fake.plist.exists() and fake.changes() == []
+
+
+@pytest.mark.parametrize("definition, named", [
+    (dict(DEFINITION, Label="org.pfguard.other"), "definition's Label 'org.pfguard.other' is not name"),
+    (dict(DEFINITION, Disabled="yes"), "definition's Disabled must be a boolean, got 'yes'"),
+    (dict(DEFINITION, StartInterval=None), "definition.StartInterval is None, which a launchd property list"),
+    (dict(DEFINITION, ProgramArguments=["/bin/sh", "a\x01b"]), "ProgramArguments[1] 'a\\x01b' holds a control"),
+    (dict(DEFINITION, StartInterval=1 << 64), "definition.StartInterval 18446744073709551616 is out of"),
+])  # fmt: skip
+def test_a_definition_a_plist_cannot_hold_is_refused_naming_the_key(monkeypatch, tmp_path, definition, named):
+    fake = FakeLaunchd(tmp_path)
+    before = fake.plist.read_bytes()
+    result = run(monkeypatch, fake, fake.args(state="loaded", definition=definition))
+    assert result["failed"] is True and named in result["msg"] and result["msg"].endswith("nothing was changed")
+    assert fake.calls == [] and fake.plist.read_bytes() == before
+
+
+def test_a_definition_never_replaces_a_link_or_a_device_and_needs_a_plist(monkeypatch, tmp_path):
+    fake = FakeLaunchd(tmp_path)
+    target = tmp_path / "target.plist"
+    target.write_bytes(fake.plist.read_bytes())
+    link = tmp_path / "link.plist"
+    link.symlink_to(target)
+    refused = run(monkeypatch, fake, fake.args(state="loaded", plist=str(link), definition=DEFINITION))
+    assert refused["failed"] is True and "plist %s is a symbolic link" % link in refused["msg"], refused
+    assert link.is_symlink() and target.read_bytes() == fake.plist.read_bytes() and fake.calls == []
+    device = run(monkeypatch, fake, fake.args(state="loaded", plist="/dev/null", definition=DEFINITION))
+    assert device["failed"] is True and "plist /dev/null is a character device" in device["msg"], device
+    missing = run(monkeypatch, fake, dict(name=LABEL, definition=DEFINITION, launchctl_path=str(fake.tool)))
+    assert missing["failed"] is True and "plist" in missing["msg"] and fake.calls == []
+    names = run(monkeypatch, fake, dict(names=[LABEL], definition=DEFINITION, launchctl_path=str(fake.tool)))
+    assert names["failed"] is True and fake.calls == []
