@@ -162,7 +162,7 @@ EXAMPLES = r"""
     name: org.pfguard.fail2ban
     plist: /Library/LaunchDaemons/org.pfguard.fail2ban.plist
     definition:
-      ProgramArguments: [/opt/homebrew/bin/fail2ban-server, -xf, start]
+      ProgramArguments: [/opt/homebrew/bin/fail2ban-client, -c, /opt/homebrew/etc/fail2ban, -f, -x, start]
       RunAtLoad: true
       KeepAlive: true
       ExitTimeOut: 30
