@@ -143,6 +143,17 @@ def test_a_network_no_longer_trusted_leaves_the_whitelist(lab, fleet):
     assert record(lab)["original_settings"]["block_time"] == 15, "the first value seen is kept"
 
 
+def test_tags_config_reaches_the_tasks_of_the_included_present_yml(lab, fleet):
+    """present.yml is included only on a Mac with afctl; `--tags config` must still run its config tasks."""
+    narrowed = fleet(pfguard_trusted_networks=["198.51.100.0/26"], **SETTINGS)
+    assert narrowed.ok(), str(narrowed)
+    assert lines(lab, "mac3", "/var/db/af/whitelist") == [APPLE_ENTRY, "198.51.100.0/26"]
+    run = fleet("--tags", "config", **SETTINGS)
+    assert run.ok(), str(run)
+    assert lines(lab, "mac3", "/var/db/af/whitelist") == [APPLE_ENTRY, TRUSTED, TRUSTED6]
+    assert run.changed()["mac1"] == 0
+
+
 def test_absent_removes_what_pfguard_added_and_restores_settings(lab, fleet):
     run = fleet(pfguard_state="absent")
     assert run.ok(), str(run)
