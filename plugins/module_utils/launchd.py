@@ -29,7 +29,6 @@ from ansible_collections.pfguard.macos.plugins.module_utils.safe_files import (
     check_write_target,
     command_path_problem,
     open_regular,
-    read_bounded,
 )
 
 # launchctl's messages are returned to the user and parsed; they must not depend on the locale.
@@ -109,22 +108,28 @@ def check_launchctl_path(path):
     return command_path_problem(path, "launchctl_path", "launchctl")
 
 
-def read_job_plist(path, label):
-    """The job definition in `path` as a dict, or None when the file does not exist.
-
-    Raises PlistProblem unless it is a regular file (a symbolic link is not followed) that launchd
-    would accept for a LaunchDaemon (owned by root:wheel, writable by nobody else,
-    docs/reference/macos.md#launchdaemon-permissions) holding a property list whose Label is `label`."""
+def _read_plist_file(path):
+    """(bytes, fstat result) of the regular file `path`, or (None, None) when it does not exist. Raises
+    PlistProblem for a path that is not a regular file (a symbolic link is not followed) or too large."""
     try:
         check_path_text(path, "plist")
         fd = open_regular(path, "plist")
     except UnsafePath as exc:
         raise PlistProblem(str(exc)) from None
     if fd is None:
-        return None
+        return None, None
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(handle.fileno())
         data = handle.read(PLIST_READ_LIMIT + 1)
+    if len(data) > PLIST_READ_LIMIT:
+        raise PlistProblem("plist %s is larger than %d bytes" % (path, PLIST_READ_LIMIT))
+    return data, info
+
+
+def _job_spec(path, data, info, label):
+    """The job definition in the plist `data` read from `path` (`info`: its fstat), or PlistProblem unless
+    launchd would accept it for a LaunchDaemon (owned by root:wheel, writable by nobody else,
+    docs/reference/macos.md#launchdaemon-permissions) and it holds a property list whose Label is `label`."""
     if (info.st_uid, info.st_gid) != PLIST_OWNER:
         raise PlistProblem(
             "plist %s is owned by uid %d gid %d; launchd loads a LaunchDaemon only from a file owned by "
@@ -135,8 +140,6 @@ def read_job_plist(path, label):
             "plist %s has mode %04o; launchd refuses a LaunchDaemon plist that group or others may write"
             % (path, stat.S_IMODE(info.st_mode))
         )
-    if len(data) > PLIST_READ_LIMIT:
-        raise PlistProblem("plist %s is larger than %d bytes" % (path, PLIST_READ_LIMIT))
     try:
         spec = plistlib.loads(data)
     except Exception:  # plistlib raises several types for malformed input
@@ -148,6 +151,13 @@ def read_job_plist(path, label):
     if "Disabled" in spec and not isinstance(spec["Disabled"], bool):
         raise PlistProblem("plist %s: Disabled must be a boolean, got %s" % (path, shown(spec["Disabled"])))
     return spec
+
+
+def read_job_plist(path, label):
+    """The job definition in `path` as a dict, or None when the file does not exist; PlistProblem unless
+    it is a regular file (a symbolic link is not followed) holding a job launchd would load (_job_spec)."""
+    data, info = _read_plist_file(path)
+    return None if data is None else _job_spec(path, data, info, label)
 
 
 # What an integer in a property list can hold (plistlib writes signed and unsigned 64-bit values).
@@ -205,23 +215,22 @@ def job_definition(definition, label):
 
 def installed_plist(path, label):
     """(spec, data) of the plist at `path` as it is installed, for comparing with a definition: spec is
-    None when the file is missing or launchd would not load it (its owner, mode or contents), data the
-    file's bytes (b"" when missing). Raises PlistProblem for a path that is not a regular file (a link is
-    not followed), which is never replaced."""
+    None when the file is missing or launchd would not load it as written (its owner, mode or contents),
+    data the file's bytes (b"" when missing). Raises PlistProblem for a path that is not a regular file (a
+    link is not followed) or in no directory, which is never replaced."""
     try:
         check_write_target(path, "plist")
-        data = read_bounded(path, PLIST_READ_LIMIT, "plist")
     except UnsafePath as exc:
         raise PlistProblem(str(exc)) from None
+    data, info = _read_plist_file(path)
     if data is None:
         return None, b""
+    if stat.S_IMODE(info.st_mode) != PLIST_MODE:
+        return None, data
     try:
-        spec = read_job_plist(path, label)
+        return _job_spec(path, data, info, label), data
     except PlistProblem:
-        spec = None
-    if spec is not None and stat.S_IMODE(os.lstat(path).st_mode) != PLIST_MODE:
-        spec = None
-    return spec, data
+        return None, data
 
 
 def parse_print(stdout, label):
